@@ -1,0 +1,7 @@
+"""FC entry point of the probe function (timer trigger and InvokeFunction)."""
+
+from shared.probe_function import handle
+
+
+def handler(event, context):
+    return handle(event, context)

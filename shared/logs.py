@@ -1,0 +1,90 @@
+"""Structured JSON logs to stdout (FC ships stdout to SLS), with every secret redacted.
+
+Redaction works two ways: by field name (authorization, token, secret, ...) and by value — every
+secret vpcprobe resolves is registered here, so it is masked wherever it turns up, even inside
+an upstream's error text.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+import structlog
+
+MASK = "***"
+_SECRET_KEYS = re.compile(
+    r"(authorization|api[-_]?key|token|secret|password|passwd|signature|^sign$|credential|cookie)", re.I
+)
+_PATTERNS = [
+    (re.compile(r"(?i)\b(bearer)\s+[^\s\"',;]+"), r"\1 " + MASK),
+    (re.compile(r"(?i)([?&](?:access_token|sign|token|signature|key)=)[^&\s\"']+"), r"\1" + MASK),
+    (re.compile(r"(?i)(\"?authorization\"?\s*[:=]\s*\"?)[^\"\s,}]+"), r"\1" + MASK),
+    (re.compile(r"\bsk-[A-Za-z0-9_-]{6,}"), "sk-" + MASK),
+]
+_known: set[str] = set()
+_lock = threading.Lock()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a resolved secret so that any later occurrence in any text is masked."""
+    if value and len(value) >= 4:
+        with _lock:
+            _known.add(value)
+
+
+def redact_text(text: str) -> str:
+    for secret in sorted(_known, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, MASK)
+    for pattern, repl in _PATTERNS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def redact(value: Any, key: str = "") -> Any:
+    """Redact a log value recursively: secret-named fields entirely, other strings by pattern."""
+    if key and _SECRET_KEYS.search(key) and isinstance(value, (str, bytes)) and value:
+        return MASK
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    if isinstance(value, BaseException):
+        return redact_text(f"{type(value).__name__}: {value}")
+    return value
+
+
+def _redact_processor(_logger: Any, _name: str, event_dict: dict) -> dict:
+    return {k: redact(v, k) for k, v in event_dict.items()}
+
+
+_configured = False
+
+
+def configure(stream: Any = None) -> None:
+    """JSON lines on stdout; idempotent so every entry point can call it."""
+    global _configured
+    if _configured and stream is None:
+        return
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            _redact_processor,
+            structlog.processors.JSONRenderer(sort_keys=False),
+        ],
+        logger_factory=structlog.PrintLoggerFactory(stream) if stream else structlog.PrintLoggerFactory(),
+        cache_logger_on_first_use=False,
+    )
+    _configured = True
+
+
+def get_logger(name: str = "vpcprobe") -> Any:
+    configure()
+    return structlog.get_logger(name)

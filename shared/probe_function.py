@@ -1,0 +1,78 @@
+"""The probe function: event -> config -> probe round -> one log line per target -> summary.
+
+Kept free of anything but the probe path, so the FC handler's cold start imports only this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any
+
+from shared import logs
+from shared.config import Config, ConfigError, load_config
+from shared.fc_events import BadEvent, parse_probe_event
+from shared.probe import Prober
+from shared.result import DEGRADED, DOWN, UP, ProbeResult
+
+# Warm-instance cache: the parsed config (reloaded when the file changes) and its prober.
+_cache: dict[str, Any] = {}
+
+
+def _prober(config_path: str | None) -> Prober:
+    from shared.config import find_config
+
+    path = find_config(config_path)
+    mtime = os.stat(path).st_mtime if os.path.exists(path) else None
+    key = (path, mtime)
+    if _cache.get("key") != key:
+        config: Config = load_config(path)
+        _cache.update(key=key, prober=Prober(config))
+    return _cache["prober"]
+
+
+def summarize(results: list[ProbeResult]) -> dict[str, Any]:
+    counts = {s: sum(1 for r in results if r.status == s) for s in (UP, DEGRADED, DOWN)}
+    return {
+        "ok": counts[DEGRADED] == 0 and counts[DOWN] == 0,
+        "targets": len(results),
+        **counts,
+        "results": [
+            {
+                "target": r.target,
+                "status": r.status,
+                "code": r.diagnosis.code if r.diagnosis else None,
+                "total_ms": r.to_dict()["phases_ms"]["total"],
+            }
+            for r in results
+        ],
+    }
+
+
+def handle(event: Any, context: Any = None, *, config_path: str | None = None) -> str:
+    """Run one round for a timer or invoke event; returns the summary as JSON text (FC's return type)."""
+    log = logs.get_logger("vpcprobe.probe")
+    request_id = getattr(context, "request_id", None)
+    try:
+        request = parse_probe_event(event)
+    except BadEvent as exc:
+        log.error("bad_event", error=str(exc), request_id=request_id)
+        return json.dumps({"ok": False, "error": f"bad event: {exc}"})
+    try:
+        prober = _prober(config_path)
+        results = asyncio.run(prober.run_round(request.targets))
+    except ConfigError as exc:
+        log.error("config_error", problems=exc.problems, request_id=request_id)
+        return json.dumps({"ok": False, "error": "config error", "problems": exc.problems})
+    for result in results:
+        log.info("probe", source=request.source, request_id=request_id, **result.to_dict())
+    summary = summarize(results)
+    log.info(
+        "round",
+        source=request.source,
+        trigger_time=request.trigger_time,
+        request_id=request_id,
+        **{k: v for k, v in summary.items() if k != "results"},
+    )
+    return json.dumps(summary)
