@@ -50,21 +50,24 @@ def summarize(results: list[ProbeResult]) -> dict[str, Any]:
     }
 
 
-def handle(event: Any, context: Any = None, *, config_path: str | None = None) -> str:
-    """Run one round for a timer or invoke event; returns the summary as JSON text (FC's return type)."""
+def run_probe_event(
+    event: Any, context: Any = None, *, config_path: str | None = None
+) -> tuple[dict[str, Any], list[ProbeResult]]:
+    """One round for a timer or invoke event: the summary FC returns, and the full results."""
     log = logs.get_logger("vpcprobe.probe")
     request_id = getattr(context, "request_id", None)
     try:
         request = parse_probe_event(event)
     except BadEvent as exc:
         log.error("bad_event", error=str(exc), request_id=request_id)
-        return json.dumps({"ok": False, "error": f"bad event: {exc}"})
+        return {"ok": False, "error": f"bad event: {exc}"}, []
     try:
         prober = _prober(config_path)
+        prober.config.select(request.targets)
         results = asyncio.run(prober.run_round(request.targets))
     except ConfigError as exc:
         log.error("config_error", problems=exc.problems, request_id=request_id)
-        return json.dumps({"ok": False, "error": "config error", "problems": exc.problems})
+        return {"ok": False, "error": "config error", "problems": exc.problems}, []
     for result in results:
         log.info("probe", source=request.source, request_id=request_id, **result.to_dict())
     summary = summarize(results)
@@ -75,4 +78,10 @@ def handle(event: Any, context: Any = None, *, config_path: str | None = None) -
         request_id=request_id,
         **{k: v for k, v in summary.items() if k != "results"},
     )
+    return summary, results
+
+
+def handle(event: Any, context: Any = None, *, config_path: str | None = None) -> str:
+    """The FC handler's body: returns the round summary as JSON text (FC's return type)."""
+    summary, _results = run_probe_event(event, context, config_path=config_path)
     return json.dumps(summary)
