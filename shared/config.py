@@ -74,7 +74,7 @@ class Config:
     region: str | None
     targets: tuple[Target, ...]
     resolve: dict[str, tuple[str, ...]]
-    concurrency: int = 20
+    concurrency: int = 100
     raw: dict = field(default_factory=dict, repr=False)
 
     def target(self, name: str) -> Target:
@@ -217,7 +217,7 @@ def parse_config(data: Any, *, path: str = "<config>", function_region: str | No
     problems: list[str] = []
     top = _Reader(data, "", problems, path)
     region = top.str("region") or function_region or os.environ.get("FC_REGION")
-    concurrency = top.int("concurrency", 20, minimum=1)
+    concurrency = top.int("concurrency", 100, minimum=1)
     resolve = _read_resolve(top, problems, path)
     defaults = _Reader(top.get("defaults"), "defaults", problems, path)
     base_probe = _read_probe(defaults, ProbeSettings(), kind=None)

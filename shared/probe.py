@@ -8,12 +8,14 @@ what a real caller's first request pays.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import re
 import ssl
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,6 +130,7 @@ class Prober:
         self.config = config
         self.tokens = tokens or TokenProvider()
         self._ssl: dict[tuple, ssl.SSLContext] = {}
+        self._clients: dict[tuple, httpx.AsyncClient] | None = None
         self.log = logs.get_logger("vpcprobe.probe")
 
     async def run_round(self, names: list[str] | None = None) -> list[ProbeResult]:
@@ -137,11 +140,43 @@ class Prober:
 
         async def one(target: Target) -> ProbeResult:
             async with gate:
-                return await self.probe_target(target)
+                return await self._probe_bounded(target)
 
-        return list(await asyncio.gather(*(one(t) for t in targets)))
+        async with self._round_clients():
+            return list(await asyncio.gather(*(one(t) for t in targets)))
+
+    @contextlib.asynccontextmanager
+    async def _round_clients(self) -> AsyncIterator[None]:
+        """HTTP clients shared by one round (one per trust setting), closed when it ends."""
+        if self._clients is not None:
+            yield
+            return
+        self._clients = {}
+        try:
+            yield
+        finally:
+            clients, self._clients = self._clients, None
+            for client in clients.values():
+                await client.aclose()
+
+    def _client(self, target: Target) -> httpx.AsyncClient:
+        # No keep-alive: every request opens a fresh connection, so phases are a cold caller's.
+        # trust_env=False: an HTTP(S)_PROXY variable must not reroute the private path.
+        key = (target.ca_bundle, target.tls_verify)
+        assert self._clients is not None
+        if key not in self._clients:
+            self._clients[key] = httpx.AsyncClient(
+                verify=self._verify(target),
+                trust_env=False,
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
+            )
+        return self._clients[key]
 
     async def probe_target(self, target: Target) -> ProbeResult:
+        async with self._round_clients():
+            return await self._probe_bounded(target)
+
+    async def _probe_bounded(self, target: Target) -> ProbeResult:
         settings = target.probe
         budget = settings.timeout_s * (settings.retries + 1) + settings.retry_delay_s * settings.retries + 2.0
         try:
@@ -296,23 +331,15 @@ class Prober:
         if ep.scheme == "https":
             extensions["sni_hostname"] = ep.host
         timeout = httpx.Timeout(settings.timeout_s)
+        client = self._client(target)
+        request = client.build_request(
+            spec.method, url, headers=headers, content=spec.body, extensions=extensions, timeout=timeout
+        )
         start = time.perf_counter()
         try:
-            # A client per attempt: a fresh connection each time, so phases are a cold caller's.
-            # trust_env=False: an HTTP(S)_PROXY variable must not reroute the private path.
-            async with httpx.AsyncClient(
-                verify=self._verify(target),
-                timeout=timeout,
-                trust_env=False,
-                limits=httpx.Limits(max_keepalive_connections=0),
-            ) as client:
-                request = client.build_request(
-                    spec.method, url, headers=headers, content=spec.body, extensions=extensions
-                )
-                start = time.perf_counter()
-                await asyncio.wait_for(
-                    self._exchange(client, request, spec, target, out, marks), timeout=settings.timeout_s
-                )
+            await asyncio.wait_for(
+                self._exchange(client, request, spec, target, out, marks), timeout=settings.timeout_s
+            )
         except asyncio.TimeoutError:
             out.code, what = _timeout_phase(marks, spec.stream)
             out.detail = f"{addr.ip}:{addr.port}: no {what} within {settings.timeout_s:g}s"
