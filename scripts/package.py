@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""Build the FC code directories that `s deploy` uploads: one build/<function>/ per function.
+
+Run by `make package`. Each directory holds exactly what the function needs, so no .fcignore:
+
+    build/probe/index.py        functions/probe/index.py (the handler in s.yaml: index.handler)
+    build/probe/shared/         the project's `shared` package, without caches or tests
+    build/probe/vpcprobe.yaml   the config (VPCPROBE_CONFIG=/code/vpcprobe.yaml in s.yaml)
+    build/probe/python/         runtime dependencies (PYTHONPATH=/code/python in s.yaml)
+
+Dependencies are installed for the FC runtime, not this machine, with pip's platform options
+(no Docker, unlike `s build`): manylinux wheels for CPython <--python-version>. The list comes from
+the installed vpcprobe's metadata (pyproject.toml [project].dependencies plus the `cloud` extra,
+whose KMS / EAS SDKs resolve kms: and eas: credentials inside the function). Packages that PyPI
+ships only as source are built into wheels on this machine first; pure-Python ones (most Alibaba
+Cloud SDK helpers) then install for any platform. pip evaluates environment markers for the
+machine it runs on, not for --python-version, so a dependency only the runtime's Python needs
+(aiohttp's `async-timeout; python_version < "3.11"` when this machine runs 3.11+) would be left
+out: after installing, every package's requirements are re-read with the runtime's markers and
+whatever is missing is added.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import yaml
+
+try:  # `packaging` is pip's own dependency: installed, or at least vendored inside pip
+    from packaging.requirements import InvalidRequirement, Requirement
+except ImportError:  # pragma: no cover - depends on what the venv holds
+    from pip._vendor.packaging.requirements import InvalidRequirement, Requirement
+
+ROOT = Path(__file__).resolve().parent.parent
+DIST = "vpcprobe"
+
+# One line per FC function: build/<name>/ gets this entry point as index.py.
+FUNCTIONS: dict[str, str] = {
+    "probe": "functions/probe/index.py",
+    # "gateway": "functions/gateway/index.py",
+}
+
+# What FC's built-in runtime already ships (FC docs): not installed again. Both are source-only on
+# PyPI (oss2 needs crcmod's C code), so they could not be cross-installed for the runtime anyway.
+RUNTIME_PROVIDED: dict[str, frozenset[str]] = {
+    "3.10": frozenset({"aliyun-fc2", "oss2"}),
+}
+DEFAULT_EXTRAS = "cloud"
+DEFAULT_PLATFORM = "manylinux2014_x86_64"
+SKIP_IN_SHARED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "tests", "test_*.py", ".*")
+
+
+class PackageError(Exception):
+    """A packaging problem with a message that says what to do."""
+
+
+def canonical(name: str) -> str:
+    """PEP 503 project name: 'Aliyun_FC2' and 'aliyun-fc2' are the same project."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def project_requirements(dist: str = DIST) -> list[str]:
+    """Requirement strings of the installed project, markers included (e.g. 'x>=1; extra == "cloud"')."""
+    try:
+        return list(importlib.metadata.requires(dist) or [])
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise PackageError(
+            f"{dist} is not installed in {sys.executable}; run `make package` "
+            "(it sets up .venv) or `pip install -e .` first"
+        ) from exc
+
+
+def target_environment(python_version: str, platform: str) -> dict[str, str]:
+    """PEP 508 marker values of the FC runtime (Linux, CPython `python_version`)."""
+    machine = "aarch64" if "aarch64" in platform else "x86_64"
+    return {
+        "python_version": python_version,
+        "python_full_version": f"{python_version}.0",
+        "implementation_name": "cpython",
+        "implementation_version": f"{python_version}.0",
+        "platform_python_implementation": "CPython",
+        "os_name": "posix",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "platform_machine": machine,
+        "platform_release": "",
+        "platform_version": "",
+        "extra": "",
+    }
+
+
+def _applies(req: Requirement, env: dict[str, str], extras: Iterable[str] = ("",)) -> bool:
+    """Does `req` apply on the target, for any of `extras` ("" = no extra)?"""
+    return req.marker is None or any(req.marker.evaluate({**env, "extra": e}) for e in extras)
+
+
+def _without_marker(req: Requirement) -> str:
+    """'aiohttp>=3.9; extra == "x"' -> 'aiohttp>=3.9' (already evaluated for the target)."""
+    req = Requirement(str(req))
+    req.marker = None
+    return str(req)
+
+
+def runtime_requirements(
+    requires: Iterable[str], extras: Iterable[str], python_version: str, platform: str = DEFAULT_PLATFORM
+) -> tuple[list[str], list[str]]:
+    """Split requirements into (to install, already in the FC runtime) for the target's markers.
+
+    Base requirements and those of the chosen `extras` are kept; markers are evaluated for the
+    FC runtime, not this machine.
+    """
+    env = target_environment(python_version, platform)
+    wanted = ["", *(canonical(e) for e in extras)]
+    provided = RUNTIME_PROVIDED.get(python_version, frozenset())
+    install: list[str] = []
+    skipped: list[str] = []
+    for line in requires:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement as exc:
+            raise PackageError(f"{DIST} metadata has a requirement pip cannot parse: {line!r} ({exc})") from exc
+        if _applies(req, env, wanted):
+            (skipped if canonical(req.name) in provided else install).append(_without_marker(req))
+    return install, skipped
+
+
+def missing_requirements(target: Path, python_version: str, platform: str) -> list[str]:
+    """Requirements of the packages in `target` that apply on the runtime but are not there."""
+    env = target_environment(python_version, platform)
+    provided = RUNTIME_PROVIDED.get(python_version, frozenset())
+    dists = list(importlib.metadata.distributions(path=[str(target)]))
+    present = {canonical(d.metadata["Name"]) for d in dists} | provided
+    missing: dict[str, str] = {}
+    for dist in dists:
+        for line in dist.requires or []:
+            req = Requirement(line)
+            name = canonical(req.name)
+            if name not in present and name not in missing and _applies(req, env):
+                missing[name] = _without_marker(req)
+    return sorted(missing.values())
+
+
+def pip(*args: str) -> None:
+    """Run this interpreter's pip; a failure becomes a PackageError."""
+    command = [sys.executable, "-m", "pip", *args]
+    result = subprocess.run(command, check=False)
+    if result.returncode != 0:
+        raise PackageError(f"pip failed (exit {result.returncode}): {' '.join(command)}")
+
+
+def install_dependencies(requirements: Sequence[str], target: Path, python_version: str, platform: str) -> None:
+    """pip-install `requirements` into `target` for CPython `python_version` on `platform`."""
+    if not requirements:
+        target.mkdir(parents=True, exist_ok=True)
+        return
+    with tempfile.TemporaryDirectory(prefix="vpcprobe-wheels-") as wheels:
+        # Source-only packages become wheels here; pure-Python ones fit the target platform too.
+        pip("wheel", "--quiet", "--disable-pip-version-check", "--wheel-dir", wheels, *requirements)
+        target_install(requirements, target, python_version, platform, wheels)
+        for _ in range(10):  # each round adds one level of runtime-only dependencies
+            missing = missing_requirements(target, python_version, platform)
+            if not missing:
+                break
+            print(f"adding for python{python_version} only: {', '.join(missing)}")
+            target_install(missing, target, python_version, platform, wheels, "--no-deps")
+        else:
+            raise PackageError(f"runtime-only dependencies keep appearing: {', '.join(missing)}")
+    shutil.rmtree(target / "bin", ignore_errors=True)  # console scripts point at this machine's python
+
+
+def target_install(
+    requirements: Sequence[str], target: Path, python_version: str, platform: str, wheels: str, *extra: str
+) -> None:
+    """pip install --target for the FC runtime's platform, wheels only (PyPI + the local ones)."""
+    try:
+        pip(
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-compile",
+            *extra,
+            "--target",
+            str(target),
+            "--platform",
+            platform,
+            "--implementation",
+            "cp",
+            "--python-version",
+            python_version,
+            "--only-binary=:all:",
+            "--find-links",
+            wheels,
+            *requirements,
+        )
+    except PackageError as exc:
+        raise PackageError(
+            f"{exc}\nA dependency has no wheel for CPython {python_version} on {platform} "
+            "and is not pure Python (it needs compiling for the FC runtime). Drop it, "
+            "choose another --python-version, or ship it as an FC layer."
+        ) from exc
+
+
+def read_config(path: Path) -> None:
+    """Fail early, naming the file, if the config is missing or not YAML."""
+    if not path.is_file():
+        raise PackageError(
+            f"{path}: config file not found; copy vpcprobe.example.yaml to vpcprobe.yaml "
+            "and edit it (or pass another file: make package CONFIG=path/to/file.yaml)"
+        )
+    try:
+        yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise PackageError(f"{path}: not valid YAML: {exc}") from exc
+
+
+def build_function(name: str, entry: Path, build_dir: Path, config: Path, deps: Path) -> Path:
+    """Assemble build/<name>/ from scratch: index.py, shared/, vpcprobe.yaml, python/."""
+    if not entry.is_file():
+        raise PackageError(f"{entry}: entry point of function {name!r} not found")
+    out = build_dir / name
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    shutil.copy2(entry, out / "index.py")
+    shutil.copytree(ROOT / "shared", out / "shared", ignore=SKIP_IN_SHARED)
+    shutil.copy2(config, out / "vpcprobe.yaml")
+    shutil.copytree(deps, out / "python", symlinks=True)
+    return out
+
+
+def tree_size(path: Path) -> tuple[int, int]:
+    """(bytes, files) under `path`, not following symlinks."""
+    total = count = 0
+    for dirpath, _, filenames in os.walk(path):
+        for filename in filenames:
+            total += os.lstat(os.path.join(dirpath, filename)).st_size
+            count += 1
+    return total, count
+
+
+def human(size: float) -> str:
+    """1536 -> '1.5 KiB'."""
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Build build/<function>/ code directories for `s deploy`.")
+    parser.add_argument(
+        "--python-version", default="3.10", help="CPython of the FC runtime, matching s.yaml's runtime (default: 3.10)"
+    )
+    parser.add_argument("--config", default="vpcprobe.yaml", help="config copied in as vpcprobe.yaml")
+    parser.add_argument("--platform", default=DEFAULT_PLATFORM, help=f"wheel platform (default: {DEFAULT_PLATFORM})")
+    parser.add_argument(
+        "--extras",
+        default=DEFAULT_EXTRAS,
+        help=f"comma-separated extras of {DIST} to include (default: {DEFAULT_EXTRAS}; '' for none)",
+    )
+    parser.add_argument(
+        "--function",
+        action="append",
+        choices=sorted(FUNCTIONS),
+        dest="functions",
+        help="build only this function (repeatable; default: all)",
+    )
+    parser.add_argument("--build-dir", default=str(ROOT / "build"), help="where build/<function>/ go")
+    args = parser.parse_args(argv)
+    if not re.fullmatch(r"3\.\d+", args.python_version):
+        parser.error(f"--python-version must look like 3.10, got {args.python_version!r}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Build every function's directory; print what went in and how big it is."""
+    args = parse_args(argv)
+    config = Path(args.config)
+    build_dir = Path(args.build_dir).resolve()
+    names = args.functions or list(FUNCTIONS)
+    extras = [e.strip() for e in args.extras.split(",") if e.strip()]
+    try:
+        for name in names:  # a failed build must not leave an old directory for `s deploy` to upload
+            shutil.rmtree(build_dir / name, ignore_errors=True)
+        read_config(config)
+        requirements, provided = runtime_requirements(
+            project_requirements(), extras, args.python_version, args.platform
+        )
+        print(f"dependencies for python{args.python_version} ({args.platform}): {', '.join(requirements) or 'none'}")
+        if provided:
+            print(f"already in the python{args.python_version} runtime, not packaged: {', '.join(provided)}")
+        build_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="deps-", dir=build_dir) as tmp:
+            deps = Path(tmp) / "python"
+            install_dependencies(requirements, deps, args.python_version, args.platform)
+            built = [build_function(name, ROOT / FUNCTIONS[name], build_dir, config, deps) for name in names]
+    except PackageError as exc:
+        print(f"package: error: {exc}", file=sys.stderr)
+        return 1
+    for out in built:
+        size, files = tree_size(out)
+        deps_size, _ = tree_size(out / "python")
+        print(f"{out}: {human(size)} in {files} files (dependencies {human(deps_size)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
