@@ -32,8 +32,9 @@ def start_simulator() -> tuple[subprocess.Popen, int]:
         f"s = Simulator(hosts=('127.0.0.2',), api_keys={{'{KEY}': 'ap-southeast-1'}}).start(); "
         "print(s.port, flush=True); sys.stdin.read(); s.stop()"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     return proc, int(proc.stdout.readline())
 
 
@@ -48,12 +49,16 @@ def config(port: int, n: int):
     import os
 
     os.environ["BENCH_KEY"] = KEY
-    return parse_config({
-        "defaults": {"timeout": "5s", "retries": 0},
-        "resolve": {HOST: f"127.0.0.2:{port}"},
-        "targets": [{"name": f"t{i}", "kind": "dashscope", "endpoint": f"http://{HOST}", "credential": "env:BENCH_KEY"}
-                    for i in range(n)],
-    })
+    return parse_config(
+        {
+            "defaults": {"timeout": "5s", "retries": 0},
+            "resolve": {HOST: f"127.0.0.2:{port}"},
+            "targets": [
+                {"name": f"t{i}", "kind": "dashscope", "endpoint": f"http://{HOST}", "credential": "env:BENCH_KEY"}
+                for i in range(n)
+            ],
+        }
+    )
 
 
 def round_time(port: int, n: int, repeat: int = 3) -> tuple[float, str]:
@@ -81,10 +86,14 @@ def ttfb_error(port: int, delay: int, repeat: int = 5) -> tuple[float, float]:
 
 
 def import_time(repeat: int = 7) -> tuple[float, float]:
-    code = ("import sys, time; sys.path.insert(0, 'functions/probe'); t = time.perf_counter(); import index; "
-            "print((time.perf_counter() - t) * 1000)")
-    runs = [float(subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                                 check=True).stdout) for _ in range(repeat)]
+    code = (
+        "import sys, time; sys.path.insert(0, 'functions/probe'); t = time.perf_counter(); import index; "
+        "print((time.perf_counter() - t) * 1000)"
+    )
+    runs = [
+        float(subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout)
+        for _ in range(repeat)
+    ]
     return statistics.median(runs), min(runs)
 
 

@@ -35,15 +35,27 @@ def fault_script() -> list[DemoStep]:
     return [
         DemoStep(3, f"zone B's endpoint ENI ({ZONE_B}) stops answering", lambda s: s.set_host_down(ZONE_B)),
         DemoStep(5, "zone B is back", lambda s: s.set_host_down(ZONE_B, False)),
-        DemoStep(6, "EAS service llm_demo loses its ready instances", lambda s: s.set_eas_service(
-            "llm_demo", token=DEMO_EAS_TOKEN, state="unready")),
-        DemoStep(8, "EAS service llm_demo is ready again", lambda s: s.set_eas_service(
-            "llm_demo", token=DEMO_EAS_TOKEN, state="running")),
-        DemoStep(9, "Model Studio answers the models list slowly (3.5 s)", lambda s: s.inject(
-            Fault(route="/compatible-mode/v1/models", latency_ms=3500))),
+        DemoStep(
+            6,
+            "EAS service llm_demo loses its ready instances",
+            lambda s: s.set_eas_service("llm_demo", token=DEMO_EAS_TOKEN, state="unready"),
+        ),
+        DemoStep(
+            8,
+            "EAS service llm_demo is ready again",
+            lambda s: s.set_eas_service("llm_demo", token=DEMO_EAS_TOKEN, state="running"),
+        ),
+        DemoStep(
+            9,
+            "Model Studio answers the models list slowly (3.5 s)",
+            lambda s: s.inject(Fault(route="/compatible-mode/v1/models", latency_ms=3500)),
+        ),
         DemoStep(10, "latency back to normal", lambda s: s.clear()),
-        DemoStep(11, "the native chat stream sends an error frame", lambda s: s.inject(
-            Fault(route="/api/v1/services/*", stream_error=True))),
+        DemoStep(
+            11,
+            "the native chat stream sends an error frame",
+            lambda s: s.inject(Fault(route="/api/v1/services/*", stream_error=True)),
+        ),
         DemoStep(12, "the stream is healthy again", lambda s: s.clear()),
     ]
 
@@ -71,19 +83,39 @@ def start_demo(workdir: Path) -> tuple[Simulator, Path]:
             EAS_HOST: [f"{ZONE_A}:{sim.port}"],
         },
         "targets": [
-            {"name": "qwen-privatelink", "kind": "dashscope", "endpoint": f"http://{PL_HOST}",
-             "credential": "env:VPCPROBE_DEMO_DASHSCOPE_KEY"},
-            {"name": "qwen-native-stream", "kind": "dashscope", "endpoint": f"http://{PL_HOST}", "api": "native",
-             "credential": "env:VPCPROBE_DEMO_DASHSCOPE_KEY",
-             "probe": {"mode": "chat", "model": "qwen-flash", "stream": True}},
-            {"name": "qwen-custom-domain", "kind": "dashscope", "endpoint": f"https://{CUSTOM_HOST}",
-             "credential": "env:VPCPROBE_DEMO_DASHSCOPE_KEY", "ca_bundle": str(ca)},
-            {"name": "llm-eas-vpc", "kind": "eas", "endpoint": f"http://{EAS_HOST}/api/predict/llm_demo",
-             "credential": "env:VPCPROBE_DEMO_EAS_TOKEN",
-             "probe": {"mode": "chat", "model": "DeepSeek-R1-Distill-Qwen-7B"}},
+            {
+                "name": "qwen-privatelink",
+                "kind": "dashscope",
+                "endpoint": f"http://{PL_HOST}",
+                "credential": "env:VPCPROBE_DEMO_DASHSCOPE_KEY",
+            },
+            {
+                "name": "qwen-native-stream",
+                "kind": "dashscope",
+                "endpoint": f"http://{PL_HOST}",
+                "api": "native",
+                "credential": "env:VPCPROBE_DEMO_DASHSCOPE_KEY",
+                "probe": {"mode": "chat", "model": "qwen-flash", "stream": True},
+            },
+            {
+                "name": "qwen-custom-domain",
+                "kind": "dashscope",
+                "endpoint": f"https://{CUSTOM_HOST}",
+                "credential": "env:VPCPROBE_DEMO_DASHSCOPE_KEY",
+                "ca_bundle": str(ca),
+            },
+            {
+                "name": "llm-eas-vpc",
+                "kind": "eas",
+                "endpoint": f"http://{EAS_HOST}/api/predict/llm_demo",
+                "credential": "env:VPCPROBE_DEMO_EAS_TOKEN",
+                "probe": {"mode": "chat", "model": "DeepSeek-R1-Distill-Qwen-7B"},
+            },
         ],
     }
     path = workdir / "vpcprobe.demo.yaml"
-    path.write_text("# written by `vpcprobe serve --demo`; endpoints are the built-in simulator\n"
-                    + yaml.safe_dump(config, sort_keys=False))
+    path.write_text(
+        "# written by `vpcprobe serve --demo`; endpoints are the built-in simulator\n"
+        + yaml.safe_dump(config, sort_keys=False)
+    )
     return sim, path

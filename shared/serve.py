@@ -66,8 +66,10 @@ def serve(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
                     step.act(sim)
             event = timer_event(fire.isoformat().replace("+00:00", "Z"), payload)
             summary, results = run_probe_event(event, config_path=str(config_path) if config_path else None)
-            print(f"\n== round {rounds} at {fire:%H:%M:%S} UTC: "
-                  f"{summary.get('up', 0)} up, {summary.get('degraded', 0)} degraded, {summary.get('down', 0)} down")
+            print(
+                f"\n== round {rounds} at {fire:%H:%M:%S} UTC: "
+                f"{summary.get('up', 0)} up, {summary.get('degraded', 0)} degraded, {summary.get('down', 0)} down"
+            )
             if results:
                 print(render_table(results))
             else:

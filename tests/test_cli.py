@@ -32,8 +32,13 @@ def cfg(sim, tmp_path, monkeypatch):
         "resolve": {PL: [f"127.0.0.2:{sim.port}", f"127.0.0.3:{sim.port}"]},
         "targets": [
             {"name": "a", "kind": "dashscope", "endpoint": f"http://{PL}", "credential": "env:DS_KEY"},
-            {"name": "b", "kind": "dashscope", "endpoint": f"http://{PL}", "credential": "env:DS_KEY",
-             "probe": {"mode": "http", "path": "/compatible-mode/v1/nothing"}},
+            {
+                "name": "b",
+                "kind": "dashscope",
+                "endpoint": f"http://{PL}",
+                "credential": "env:DS_KEY",
+                "probe": {"mode": "http", "path": "/compatible-mode/v1/nothing"},
+            },
         ],
     }
     path = tmp_path / "c.yaml"
@@ -109,7 +114,10 @@ def test_serve_demo_runs_rounds_with_the_fault_script(tmp_path, monkeypatch):
     """`vpcprobe serve --demo` end to end in a child process: rounds print, zone B dies in round 3."""
     proc = subprocess.run(
         [sys.executable, "-m", "shared", "serve", "--demo", "--schedule", "@every 1s", "--rounds", "3"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)},
     )
     assert proc.returncode == 0, proc.stderr

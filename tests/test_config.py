@@ -38,9 +38,11 @@ def _target(**fields):
     [
         ({}, "cfg.yaml: targets: must be a non-empty list"),
         ([1, 2], "cfg.yaml: (top level): must be a mapping"),
-        (_target(endpoint="https://ep-a.dashscope.cn-beijing.privatelink.aliyuncs.com"),
-         "cfg.yaml: targets[t].endpoint: 'https://ep-a.dashscope.cn-beijing.privatelink.aliyuncs.com': the endpoint's "
-         "default domain supports only HTTP"),
+        (
+            _target(endpoint="https://ep-a.dashscope.cn-beijing.privatelink.aliyuncs.com"),
+            "cfg.yaml: targets[t].endpoint: 'https://ep-a.dashscope.cn-beijing.privatelink.aliyuncs.com': "
+            "the endpoint's default domain supports only HTTP",
+        ),
         (_target(endpoint="https://my_llm.dashscope.aliyuncs.com"), "targets[t].endpoint: host 'my_llm"),
         (_target(credential="sk-1234567890"), "targets[t].credential: must be a reference"),
         (_target(credential="vault:x"), "unknown reference scheme 'vault:'"),
@@ -62,11 +64,32 @@ def _target(**fields):
         ({"resolve": {"h": "not-an-ip"}, **_target()}, "resolve.h: 'not-an-ip' is not an IP address"),
         ({"defaults": {"timout": "1s"}, **_target()}, "defaults.timout: unknown field; did you mean 'timeout'?"),
         ({"concurrency": 0, **_target()}, "concurrency: must be a whole number >= 1"),
-        ({"targets": [{"name": "e", "kind": "eas", "endpoint": "http://1.vpc.cn-hangzhou.pai-eas.aliyuncs.com/api/predict/s",
-                       "probe": {"mode": "chat"}}]}, "targets[e].probe.model: chat probes of an EAS service need 'model'"),
-        ({"targets": [{"name": "e", "kind": "eas", "endpoint": "http://1.vpc.cn-hangzhou.pai-eas.aliyuncs.com/api/predict/s",
-                       "probe": {"mode": "http", "path": "/x", "method": "POST", "body": "x" * (1024 * 1024 + 1)}}]},
-         "over 1 MB"),
+        (
+            {
+                "targets": [
+                    {
+                        "name": "e",
+                        "kind": "eas",
+                        "endpoint": "http://1.vpc.cn-hangzhou.pai-eas.aliyuncs.com/api/predict/s",
+                        "probe": {"mode": "chat"},
+                    }
+                ]
+            },
+            "targets[e].probe.model: chat probes of an EAS service need 'model'",
+        ),
+        (
+            {
+                "targets": [
+                    {
+                        "name": "e",
+                        "kind": "eas",
+                        "endpoint": "http://1.vpc.cn-hangzhou.pai-eas.aliyuncs.com/api/predict/s",
+                        "probe": {"mode": "http", "path": "/x", "method": "POST", "body": "x" * (1024 * 1024 + 1)},
+                    }
+                ]
+            },
+            "over 1 MB",
+        ),
     ],
 )
 def test_config_errors_name_file_field_and_fix(data, expected):

@@ -29,8 +29,11 @@ def load_entry():
 
 @pytest.fixture(scope="module")
 def sim():
-    s = Simulator(hosts=("127.0.0.2",), api_keys={"sk-handler-canary-1": "ap-southeast-1"},
-                  eas_services={"llm_demo": "eas-handler-canary-2"}).start()
+    s = Simulator(
+        hosts=("127.0.0.2",),
+        api_keys={"sk-handler-canary-1": "ap-southeast-1"},
+        eas_services={"llm_demo": "eas-handler-canary-2"},
+    ).start()
     yield s
     s.stop()
 
@@ -44,8 +47,12 @@ def config(sim, tmp_path, monkeypatch):
         "resolve": {PL: f"127.0.0.2:{sim.port}", EAS: f"127.0.0.2:{sim.port}"},
         "targets": [
             {"name": "qwen-privatelink", "kind": "dashscope", "endpoint": f"http://{PL}", "credential": "env:DS_KEY"},
-            {"name": "llm-eas-vpc", "kind": "eas", "endpoint": f"http://{EAS}/api/predict/llm_demo",
-             "credential": "env:EAS_TOKEN"},
+            {
+                "name": "llm-eas-vpc",
+                "kind": "eas",
+                "endpoint": f"http://{EAS}/api/predict/llm_demo",
+                "credential": "env:EAS_TOKEN",
+            },
         ],
     }
     path = tmp_path / "vpcprobe.yaml"
@@ -65,8 +72,17 @@ def test_timer_event_probes_every_target(config, capsys):
     probes = [line for line in log_lines(out) if line["event"] == "probe"]
     assert [p["target"] for p in probes] == ["qwen-privatelink", "llm-eas-vpc"]
     for p in probes:
-        assert {"target", "kind", "url", "status", "http_status", "phases_ms", "addresses", "diagnosis",
-                "checked_at"} <= set(p)
+        assert {
+            "target",
+            "kind",
+            "url",
+            "status",
+            "http_status",
+            "phases_ms",
+            "addresses",
+            "diagnosis",
+            "checked_at",
+        } <= set(p)
         assert p["source"] == "timer"
     assert "sk-handler-canary-1" not in out and "eas-handler-canary-2" not in out
 
@@ -101,7 +117,9 @@ def test_bad_events_answer_clearly(config, capsys, event, message):
 
 def test_bad_config_runs_nothing(tmp_path, monkeypatch, capsys):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("targets:\n  - name: x\n    kind: dashscope\n    endpoint: https://ep-a.dashscope.cn-beijing.privatelink.aliyuncs.com\n")
+    bad.write_text(
+        "targets:\n  - name: x\n    kind: dashscope\n    endpoint: https://ep-a.dashscope.cn-beijing.privatelink.aliyuncs.com\n"
+    )
     monkeypatch.setenv("VPCPROBE_CONFIG", str(bad))
     summary = json.loads(load_entry().handler(b"", None))
     assert summary["error"] == "config error"
@@ -115,8 +133,13 @@ def test_handler_import_is_light():
         "bad = [m for m in sys.modules if m.startswith(('alibabacloud', 'Tea', 'fc2', 'oss2', 'aiohttp', "
         "'shared.simulator', 'trustme', 'cryptography'))]; print(bad); sys.exit(1 if bad else 0)"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -128,7 +151,9 @@ def test_handler_imports_on_fc_pythons(version):
     if not found:
         pytest.skip(f"no python{version} on this machine")
     proc = subprocess.run(
-        [str(found[-1]), "-m", "compileall", "-q", "shared", "functions"], cwd=ROOT, capture_output=True,
+        [str(found[-1]), "-m", "compileall", "-q", "shared", "functions"],
+        cwd=ROOT,
+        capture_output=True,
         text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -64,8 +64,13 @@ def ds(name="ds", **fields):
 
 
 def eas(name="eas", service="llm", **fields):
-    return {"name": name, "kind": "eas", "endpoint": f"http://{EAS}/api/predict/{service}",
-            "credential": "env:EAS_TOKEN", **fields}
+    return {
+        "name": name,
+        "kind": "eas",
+        "endpoint": f"http://{EAS}/api/predict/{service}",
+        "credential": "env:EAS_TOKEN",
+        **fields,
+    }
 
 
 def probe_one(config, name=None):
@@ -109,8 +114,17 @@ def test_models_probe_reaches_every_address_with_host_header(sim):
         eas(name="grp", service="grp.blue", credential="env:EAS_TOKEN_2"),
         ds(probe={"mode": "http", "path": "/compatible-mode/v1/models", "expect_body": '"object": ?"list"'}),
     ],
-    ids=["compat", "compat-stream", "native", "native-sse", "eas-chat", "eas-stream", "eas-bearer", "eas-group",
-         "http"],
+    ids=[
+        "compat",
+        "compat-stream",
+        "native",
+        "native-sse",
+        "eas-chat",
+        "eas-stream",
+        "eas-bearer",
+        "eas-group",
+        "http",
+    ],
 )
 def test_healthy_modes(sim, monkeypatch, target):
     monkeypatch.setenv("EAS_TOKEN_2", "eas-token-2")
@@ -177,8 +191,9 @@ def test_connect_timeout_from_a_full_backlog():
         c.connect_ex(("127.0.0.4", port))
         fillers.append(c)
     try:
-        config = parse_config({"defaults": {"timeout": "500ms", "retries": 0},
-                               "resolve": {PL: [f"127.0.0.4:{port}"]}, "targets": [ds()]})
+        config = parse_config(
+            {"defaults": {"timeout": "500ms", "retries": 0}, "resolve": {PL: [f"127.0.0.4:{port}"]}, "targets": [ds()]}
+        )
         r = probe_one(config)
         assert (r.status, code_of(r)) == ("down", "connect_timeout")
         assert "security group" in r.diagnosis.remedy and "80" in r.diagnosis.remedy
@@ -269,8 +284,9 @@ def test_status_codes(sim, status, target, code):
 
 
 def test_body_over_one_megabyte_is_413_from_the_gateway(sim):
-    big = ProbeSettings(mode="http", method="POST", path="/v1/chat/completions", body="x" * (1024 * 1024 + 10),
-                        retries=0, timeout_s=5)
+    big = ProbeSettings(
+        mode="http", method="POST", path="/v1/chat/completions", body="x" * (1024 * 1024 + 10), retries=0, timeout_s=5
+    )
     config = make_config(sim, eas())
     t = config.targets[0]
     target = Target(t.name, t.kind, t.endpoint, t.api, None, t.credential, t.auth, big)
@@ -280,11 +296,15 @@ def test_body_over_one_megabyte_is_413_from_the_gateway(sim):
 
 
 def test_unexpected_status_and_body_mismatch(sim):
-    r = probe_one(make_config(sim, ds(probe={"mode": "http", "path": "/compatible-mode/v1/models",
-                                             "expect_status": 204})))
+    r = probe_one(
+        make_config(sim, ds(probe={"mode": "http", "path": "/compatible-mode/v1/models", "expect_status": 204}))
+    )
     assert code_of(r) == "unexpected_status"
-    r = probe_one(make_config(sim, ds(probe={"mode": "http", "path": "/compatible-mode/v1/models",
-                                             "expect_body": "no-such-model"})))
+    r = probe_one(
+        make_config(
+            sim, ds(probe={"mode": "http", "path": "/compatible-mode/v1/models", "expect_body": "no-such-model"})
+        )
+    )
     assert code_of(r) == "body_mismatch"
 
 
@@ -334,8 +354,9 @@ def test_protocol_error():
     thread = threading.Thread(target=garbage, daemon=True)
     thread.start()
     try:
-        config = parse_config({"defaults": {"retries": 0, "timeout": "2s"},
-                               "resolve": {PL: [f"127.0.0.5:{port}"]}, "targets": [ds()]})
+        config = parse_config(
+            {"defaults": {"retries": 0, "timeout": "2s"}, "resolve": {PL: [f"127.0.0.5:{port}"]}, "targets": [ds()]}
+        )
         assert code_of(probe_one(config)) == "protocol_error"
     finally:
         server.close()
