@@ -12,9 +12,10 @@ from dataclasses import dataclass
 CODES: dict[str, tuple[str, str]] = {
     "dns_unresolved": (
         "the name does not resolve",
-        "Check the PrivateZone record for {host} and that its effective scope includes this VPC; the custom "
-        "domain (vpc-<region>.dashscope.aliyuncs.com) resolves only inside the endpoint's own VPC unless a "
-        "PrivateZone CNAME points it at the default domain; host records may not contain underscores.",
+        "Check the DNS/PrivateZone record for {host} and that its effective scope includes this VPC. Model "
+        "Studio's custom domain (vpc-<region>.dashscope.aliyuncs.com) resolves only inside the endpoint's own "
+        "VPC unless a PrivateZone CNAME points it at the default domain; an EAS VPC address resolves only in "
+        "the service's region; host records may not contain underscores.",
     ),
     "dns_public_address": (
         "the name resolves to a public address, so traffic is not using the private endpoint",

@@ -442,28 +442,49 @@ def _timeout_phase(marks: dict[str, float], stream: bool) -> tuple[str, str]:
     return "read_timeout", "response"
 
 
+def _os_errnos(exc: BaseException) -> set[int]:
+    """Every errno in the cause chain (anyio wraps per-address connect errors in a group)."""
+    found: set[int] = set()
+    stack: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while stack:
+        e = stack.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(getattr(e, "errno", None), int):
+            found.add(e.errno)
+        stack.extend(x for x in (e.__cause__, e.__context__) if x is not None)
+        stack.extend(getattr(e, "exceptions", ()) or ())
+    return found
+
+
+_UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH}
+
+
 def _classify_error(exc: httpx.HTTPError, marks: dict[str, float], form: str) -> tuple[str, str]:
     text = str(exc) or type(exc).__name__
     tls_started = "connection.start_tls.started" in marks and "connection.start_tls.complete" not in marks
-    cause = exc.__cause__ or exc.__context__
-    errno_ = getattr(cause, "errno", None)
-    if isinstance(exc, httpx.ConnectTimeout):
+    errnos = _os_errnos(exc)
+    if isinstance(exc, httpx.ConnectTimeout) or errno.ETIMEDOUT in errnos:
         return "connect_timeout", "TCP connect timed out"
-    if tls_started or isinstance(cause, ssl.SSLError):
+    if tls_started or isinstance(exc.__cause__ or exc.__context__, ssl.SSLError):
         code = "tls_on_http_only" if form == "privatelink-default" else "tls_failed"
         return code, text
     if isinstance(exc, httpx.ConnectError):
-        if errno_ == errno.ECONNREFUSED or "refused" in text.lower():
+        if errno.ECONNREFUSED in errnos or "refused" in text.lower():
             return "connect_refused", "connection refused"
-        if "reset" in text.lower():
+        if errnos & _UNREACHABLE:
+            return "connect_timeout", "no route to host"
+        if errno.ECONNRESET in errnos or "reset" in text.lower():
             return "connection_reset", text
         return "connect_refused", text
     if isinstance(exc, httpx.ReadTimeout):
         got_headers = "http11.receive_response_headers.complete" in marks
         return ("stream_stalled" if got_headers else "read_timeout"), "read timed out"
-    if isinstance(exc, (httpx.TimeoutException,)):
+    if isinstance(exc, httpx.TimeoutException):
         return "read_timeout", text
-    if isinstance(exc, (httpx.ReadError, httpx.WriteError)) or errno_ == errno.ECONNRESET:
+    if isinstance(exc, (httpx.ReadError, httpx.WriteError)) or errno.ECONNRESET in errnos:
         return "connection_reset", text
     if isinstance(exc, httpx.RemoteProtocolError):
         if "without sending" in text or "disconnected" in text:

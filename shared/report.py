@@ -11,7 +11,7 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
 
-def render_table(results: list[ProbeResult], *, remedies: bool = True) -> str:
+def render_table(results: list[ProbeResult], *, remedies: bool = True, warnings: bool = True) -> str:
     header = ("TARGET", "STATUS", "HTTP", "ADDR", "DNS", "CONNECT", "TLS", "TTFB", "TOTAL", "DIAGNOSIS")
     rows = [header]
     for r in results:
@@ -37,6 +37,6 @@ def render_table(results: list[ProbeResult], *, remedies: bool = True) -> str:
         for r in results:
             if r.diagnosis:
                 lines.append(f"\n{r.target}: {r.diagnosis.message}\n  fix: {r.diagnosis.remedy}")
-            for w in r.warnings:
+            for w in r.warnings if warnings else ():
                 lines.append(f"{r.target}: warning: {w}")
     return "\n".join(lines)

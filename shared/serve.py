@@ -71,7 +71,7 @@ def serve(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
                 f"{summary.get('up', 0)} up, {summary.get('degraded', 0)} degraded, {summary.get('down', 0)} down"
             )
             if results:
-                print(render_table(results))
+                print(render_table(results, warnings=rounds == 1))
             else:
                 print(f"error: {summary.get('error')}")
                 for problem in summary.get("problems", []):
