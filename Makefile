@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench package clean
+.PHONY: demo test test-pythons lint bench package clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,4 +33,18 @@ package: $(STAMP)
 	$(BIN)/python scripts/package.py --python-version $(FC_PYTHON) --config $(CONFIG)
 
 clean:
-	rm -rf $(VENV) build .pytest_cache
+	rm -rf $(VENV) .venv-3.* build .pytest_cache
+
+# The FC runtimes are python3.10 and python3.12: run the whole suite under each one found
+# (pyenv's or on PATH), each in its own virtualenv. Missing interpreters are reported, not faked.
+FC_PYTHONS ?= 3.10 3.12
+test-pythons:
+	@for v in $(FC_PYTHONS); do \
+	  py=$$(ls -d $$HOME/.pyenv/versions/$$v.*/bin/python 2>/dev/null | tail -n 1); \
+	  [ -n "$$py" ] || py=$$(command -v python$$v); \
+	  if [ -z "$$py" ] || ! $$py -c '' 2>/dev/null; then echo "python$$v not found: skipped"; continue; fi; \
+	  echo "== python$$v ($$py)"; \
+	  [ -x .venv-$$v/bin/pytest ] || { $$py -m venv .venv-$$v && .venv-$$v/bin/pip install --quiet --upgrade pip && \
+	    .venv-$$v/bin/pip install --quiet -e '.[dev,cloud]'; } || exit 1; \
+	  .venv-$$v/bin/pytest -p no:cacheprovider || exit 1; \
+	done
