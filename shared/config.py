@@ -11,14 +11,19 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from shared import urls
 from shared.tokens import CredentialRef, parse_ref
 
+if TYPE_CHECKING:  # shared.cloud loads when a config is parsed, not when the handler is imported
+    from shared.cloud import CloudSettings
+
 DEFAULT_PATHS = ("vpcprobe.yaml", "/code/vpcprobe.yaml")
+# Placeholder host of a target whose endpoint comes from DescribeService (.invalid never resolves).
+DEFERRED_HOST = "intranet-endpoint.invalid"
 PROBE_MODES = ("models", "chat", "http")
 EAS_BODY_LIMIT = 1024 * 1024
 
@@ -62,6 +67,9 @@ class Target:
     workspace: str | None = None
     ca_bundle: str | None = None
     tls_verify: bool = True
+    # eas: credential without an endpoint: `endpoint` is a placeholder until the probe reads the
+    # service's IntranetEndpoint from DescribeService (the URL rules are applied to that then).
+    endpoint_deferred: bool = False
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -76,6 +84,7 @@ class Config:
     resolve: dict[str, tuple[str, ...]]
     concurrency: int = 100
     raw: dict = field(default_factory=dict, repr=False)
+    cloud: CloudSettings = field(default_factory=lambda: _cloud_settings())
 
     def target(self, name: str) -> Target:
         for t in self.targets:
@@ -176,6 +185,9 @@ class _Reader:
                 self.error(f"unknown field{hint}", str(key))
 
 
+Reader = _Reader  # public name for modules that validate their own sections (alerts, state, channels)
+
+
 # --- loading ---------------------------------------------------------------------------------------
 
 
@@ -237,13 +249,58 @@ def parse_config(data: Any, *, path: str = "<config>", function_region: str | No
             problems.append(f"{path}: targets[{i}].name: duplicate target name '{target.name}'")
         names.add(target.name)
         targets.append(target)
+    cloud = _read_cloud(_Reader(top.get("cloud"), "cloud", problems, path), region)
     # Sections owned by other modules (alerts, state, gateway) are validated by them.
     for key in ("alerts", "state", "gateway", "maintenance"):
         top.get(key)
     top.finish()
     if problems:
         raise ConfigError(problems)
-    return Config(path, region, tuple(targets), resolve, concurrency, raw=dict(data))
+    return Config(path, region, tuple(targets), resolve, concurrency, raw=dict(data), cloud=cloud)
+
+
+_RE_ENDPOINT = re.compile(r"^(https?://)?[A-Za-z0-9.{}_-]+(:\d+)?$")
+
+
+def _cloud_settings(**values: Any) -> CloudSettings:
+    from shared.cloud import CloudSettings
+
+    return CloudSettings(**values)
+
+
+def _read_cloud(r: _Reader, region: str | None) -> CloudSettings:
+    """The optional `cloud:` section: control-plane endpoints, cache TTL, timeouts (all have defaults)."""
+    base = _cloud_settings()
+    endpoints = {}
+    for key in ("kms_endpoint", "eas_endpoint", "fc_endpoint"):
+        value = r.str(key)
+        if value is None:
+            continue
+        unknown = set(re.findall(r"{([^}]*)}", value)) - {"region", "account_id"}
+        if not _RE_ENDPOINT.match(value) or unknown:
+            r.error(
+                f"must be a host name or http(s)://host[:port], optionally with {{region}} / {{account_id}} "
+                f"(got '{value}'), e.g. kms-vpc.{{region}}.aliyuncs.com",
+                key,
+            )
+            continue
+        endpoints[key] = value
+    account_id = r.str("account_id")
+    if account_id is not None and not account_id.isdigit():
+        r.error(f"must be the numeric Alibaba Cloud account id (got '{account_id}')", "account_id")
+        account_id = None
+    settings = _cloud_settings(
+        region=region,
+        network=r.choice("network", ("vpc", "public"), None),
+        account_id=account_id,
+        cache_ttl_s=r.seconds("cache_ttl", base.cache_ttl_s) or base.cache_ttl_s,
+        timeout_s=r.seconds("timeout", base.timeout_s) or base.timeout_s,
+        retries=r.int("retries", base.retries),
+        retry_delay_s=r.seconds("retry_delay", base.retry_delay_s) or base.retry_delay_s,
+        **endpoints,
+    )
+    r.finish()
+    return settings
 
 
 def _read_resolve(top: _Reader, problems: list[str], path: str) -> dict[str, tuple[str, ...]]:
@@ -350,6 +407,7 @@ def _read_target(r: _Reader, base_probe: ProbeSettings, function_region: str | N
     workspace = r.str("workspace")
     url = r.str("endpoint")
     endpoint = api_path = None
+    deferred = False
     api = "openai"
     auth = "bearer"
     try:
@@ -366,14 +424,12 @@ def _read_target(r: _Reader, base_probe: ProbeSettings, function_region: str | N
                 r.error(f"endpoint path implies api '{implied}' but api says '{api}'", "api")
             if probe.mode == "chat" and not probe.model:
                 probe = _replace(probe, model="qwen-flash")
+        elif kind == "eas" and _deferred(url, credential, r):
+            # The endpoint comes from DescribeService's IntranetEndpoint at probe time.
+            assert credential is not None
+            endpoint, deferred = _deferred_endpoint(r, credential), True
+            api_path = r.str("api_path")
         elif kind == "eas":
-            if url is None and credential is not None and credential.scheme == "eas" and "uid" not in r.data:
-                r.error(
-                    "an endpoint from DescribeService (eas: credential without endpoint) is not supported yet; "
-                    "give 'endpoint'",
-                    "endpoint",
-                )
-                return None
             endpoint, found_api_path = urls.eas_endpoint(
                 url,
                 service=r.str("service"),
@@ -385,6 +441,7 @@ def _read_target(r: _Reader, base_probe: ProbeSettings, function_region: str | N
                 function_region=function_region,
             )
             api_path = r.str("api_path") or found_api_path
+        if kind == "eas":
             if api_path and not api_path.startswith("/"):
                 api_path = "/" + api_path
             auth = r.choice("auth", ("raw", "bearer"), "raw") or "raw"
@@ -402,12 +459,31 @@ def _read_target(r: _Reader, base_probe: ProbeSettings, function_region: str | N
         r.error("http probes need 'path' (appended to the endpoint)", "probe.path")
     if ca_bundle and not Path(ca_bundle).is_file():
         r.error(f"file '{ca_bundle}' does not exist", "ca_bundle")
-    for key in ("region", "endpoint_id", "domain", "api", "auth", "enabled"):
+    for key in ("region", "endpoint_id", "domain", "api", "auth", "enabled", "alerts"):  # alerts: shared.alert_config
         r.get(key)
     r.finish()
     if endpoint is None or name is None or kind is None or r.get("enabled", True) is False:
         return None
-    return Target(name, kind, endpoint, api, api_path, credential, auth, probe, workspace, ca_bundle, tls_verify)
+    return Target(
+        name, kind, endpoint, api, api_path, credential, auth, probe, workspace, ca_bundle, tls_verify, deferred
+    )
+
+
+def _deferred(url: str | None, credential: CredentialRef | None, r: _Reader) -> bool:
+    """An eas: credential and nothing that locates the service: DescribeService will say where it is."""
+    located = url is not None or any(k in r.data for k in ("uid", "instance", "gateway"))
+    return not located and credential is not None and credential.scheme == "eas"
+
+
+def _deferred_endpoint(r: _Reader, credential: CredentialRef) -> urls.Endpoint:
+    region = r.str("region")
+    if region and region != credential.region:
+        r.error(f"is '{region}' but the credential {credential} names region {credential.region}", "region")
+    service = r.str("service") or credential.name
+    r.get("network")
+    return urls.Endpoint(
+        "eas", "eas-describe-service", "http", DEFERRED_HOST, 80, f"/api/predict/{service}", credential.region, service
+    )
 
 
 def _replace(probe: ProbeSettings, **changes: Any) -> ProbeSettings:

@@ -7,6 +7,7 @@ an upstream's error text.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from typing import Any
@@ -22,6 +23,9 @@ _PATTERNS = [
     (re.compile(r"(?i)([?&](?:access_token|sign|token|signature|key)=)[^&\s\"']+"), r"\1" + MASK),
     (re.compile(r"(?i)(\"?authorization\"?\s*[:=]\s*\"?)[^\"\s,}]+"), r"\1" + MASK),
     (re.compile(r"\bsk-[A-Za-z0-9_-]{6,}"), "sk-" + MASK),
+    # STS tokens in SDK request dumps: x-acs-security-token / x-fc-security-token headers, SecurityToken=.
+    (re.compile(r"(?i)((?:x-(?:acs|fc)-security-token|securitytoken)['\"]?\s*[:=]\s*['\"]?)[^'\"&\s,}]+"),
+     r"\1" + MASK),
 ]
 _known: set[str] = set()
 _lock = threading.Lock()
@@ -58,18 +62,45 @@ def redact(value: Any, key: str = "") -> Any:
     return value
 
 
+class _RedactFilter(logging.Filter):
+    """Redacts stdlib log records: fc2 logs its request headers (the STS token too) on every error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:
+            return True
+        clean = redact_text(text)
+        if clean != text:
+            record.msg, record.args = clean, None
+        return True
+
+
+def guard_stdlib_logging() -> None:
+    """Redact what the cloud SDKs log through `logging` (root logger and its handlers); idempotent."""
+    root = logging.getLogger()
+    for holder in (root, *root.handlers):
+        if not any(isinstance(f, _RedactFilter) for f in holder.filters):
+            holder.addFilter(_RedactFilter())
+
+
 def _redact_processor(_logger: Any, _name: str, event_dict: dict) -> dict:
     return {k: redact(v, k) for k, v in event_dict.items()}
 
 
 _configured = False
+_stream: Any = None
 
 
 def configure(stream: Any = None) -> None:
-    """JSON lines on stdout; idempotent so every entry point can call it."""
-    global _configured
-    if _configured and stream is None:
+    """JSON lines on stdout (or `stream`); idempotent, so every entry point can call it.
+
+    `configure(stream=None)` after a custom stream goes back to stdout.
+    """
+    global _configured, _stream
+    if _configured and stream is _stream:
         return
+    _stream = stream
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -86,5 +117,6 @@ def configure(stream: Any = None) -> None:
 
 
 def get_logger(name: str = "vpcprobe") -> Any:
-    configure()
+    if not _configured:
+        configure()
     return structlog.get_logger(name)

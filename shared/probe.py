@@ -16,7 +16,7 @@ import ssl
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -25,8 +25,8 @@ from shared import dns, logs
 from shared.config import Config, Target
 from shared.diagnosis import Diagnosis, diagnose, for_status
 from shared.result import DEGRADED, DOWN, UP, AddressResult, ProbeResult, now_rfc3339
-from shared.tokens import CredentialError, TokenProvider
-from shared.urls import DASHSCOPE_API_PREFIX
+from shared.tokens import CredentialError, Resolved, TokenProvider
+from shared.urls import DASHSCOPE_API_PREFIX, UrlError, eas_endpoint
 
 USER_AGENT = "vpcprobe/0.1"
 MAX_BODY = 64 * 1024
@@ -128,7 +128,7 @@ class Prober:
 
     def __init__(self, config: Config, tokens: TokenProvider | None = None) -> None:
         self.config = config
-        self.tokens = tokens or TokenProvider()
+        self.tokens = tokens or TokenProvider(cloud=config.cloud)
         self._ssl: dict[tuple, ssl.SSLContext] = {}
         self._clients: dict[tuple, httpx.AsyncClient] | None = None
         self.log = logs.get_logger("vpcprobe.probe")
@@ -179,6 +179,9 @@ class Prober:
     async def _probe_bounded(self, target: Target) -> ProbeResult:
         settings = target.probe
         budget = settings.timeout_s * (settings.retries + 1) + settings.retry_delay_s * settings.retries + 2.0
+        if target.credential is not None and target.credential.scheme != "env":
+            # A control-plane fetch, and after a 401 a second fetch and a second try, fit in the budget too.
+            budget = 2 * (budget + self.tokens.fetch_budget_s(target.credential))
         try:
             return await asyncio.wait_for(self._probe(target), timeout=budget)
         except asyncio.TimeoutError:
@@ -202,12 +205,69 @@ class Prober:
 
     async def _probe(self, target: Target) -> ProbeResult:
         checked_at = now_rfc3339()
-        token = None
-        if target.credential is not None:
+        ref, resolved = target.credential, None
+        started = self.tokens.now()
+        if ref is not None:
             try:
-                token = await self.tokens.get(target.credential)
+                resolved = await self.tokens.resolve(ref)
             except CredentialError as exc:
                 return self._failed(target, diagnose("credential_unavailable", str(exc)), checked_at=checked_at)
+        result = await self._probe_with(target, resolved, checked_at)
+        if ref is None or resolved is None or ref.scheme == "env" or not _refresh_worthy(result, resolved, started):
+            return result
+        # A cached credential failed: fetch it again once. A rotated KMS secret or EAS token (401), or a
+        # service that stopped since it was cached, shows now rather than after the cache TTL.
+        self.tokens.invalidate(ref, resolved.value)
+        try:
+            fresh = await self.tokens.resolve(ref)
+        except CredentialError as exc:
+            self.log.warning("credential_refresh_failed", target=target.name, error=str(exc))
+            return result
+        if fresh.value == resolved.value and fresh.eas == resolved.eas:
+            return result  # nothing changed: the failure stands, no second request
+        again = await self._probe_with(target, fresh, checked_at)
+        again.credential_refreshed = fresh.value != resolved.value
+        return again
+
+    async def _probe_with(self, target: Target, resolved: Resolved | None, checked_at: str) -> ProbeResult:
+        """One probe with a resolved credential: EAS service state first, then every address."""
+        eas = resolved.eas if resolved is not None else None
+        extra: dict[str, Any] = {"checked_at": checked_at}
+        problem: UrlError | None = None
+        if target.endpoint_deferred:
+            try:
+                target = self._discovered(target, eas)
+            except UrlError as exc:
+                problem = exc
+        if eas is not None:
+            extra["eas_service"] = eas.summary()
+            if not eas.serving:
+                why = f" ({eas.reason or eas.message})" if (eas.reason or eas.message) else ""
+                detail = (
+                    f"{target.credential}: DescribeService says status {eas.status}, "
+                    f"{eas.running} of {eas.total} instances running{why}; no request was sent"
+                )
+                diag = diagnose("eas_service_not_running", detail, service=eas.name, region=eas.region)
+                return self._failed(target, diag, **extra)
+        if problem is not None:
+            code = "eas_service_not_found" if eas is None or not eas.intranet_endpoint else "path_not_found"
+            return self._failed(target, diagnose(code, str(problem), service=target.endpoint.service), **extra)
+        result = await self._probe_http(target, resolved.value if resolved is not None else None, checked_at)
+        result.eas_service = extra.get("eas_service")
+        return result
+
+    def _discovered(self, target: Target, eas: Any) -> Target:
+        """The target with the endpoint DescribeService gave (IntranetEndpoint), under the same URL rules."""
+        if eas is None or not eas.intranet_endpoint:
+            raise UrlError(
+                f"{target.credential}: DescribeService gave no IntranetEndpoint; give the target an 'endpoint'"
+            )
+        url = eas.intranet_endpoint
+        service = None if "/api/predict/" in url else target.endpoint.service
+        endpoint, api_path = eas_endpoint(url, service=service, function_region=self.config.region)
+        return replace(target, endpoint=endpoint, api_path=target.api_path or api_path, endpoint_deferred=False)
+
+    async def _probe_http(self, target: Target, token: str | None, checked_at: str) -> ProbeResult:
         spec = build_request(target, token)
         ep = target.endpoint
         res = await dns.resolve(ep.host, ep.port, self.config.resolve)
@@ -381,6 +441,16 @@ class Prober:
             return
         if spec.expect_body and not re.search(spec.expect_body, body.decode("utf-8", "replace")):
             out.code, out.detail = "body_mismatch", f"/{spec.expect_body}/ not found in the response"
+
+
+def _refresh_worthy(result: ProbeResult, resolved: Resolved, started: float) -> bool:
+    """Whether a failed probe should fetch its cached cloud credential again: after a 401 from any
+    address, or when an EAS target fails (its service may have stopped since it was cached)."""
+    if resolved.fetched_at >= started:
+        return False  # fetched for this very probe: fetching again would give the same answer
+    if any(a.diagnosis is not None and a.diagnosis.code == "unauthorized" for a in result.addresses):
+        return True
+    return resolved.eas is not None and result.status == DOWN
 
 
 async def _read_limited(response: httpx.Response) -> bytes:

@@ -15,6 +15,7 @@ from shared.config import Config, ConfigError, load_config
 from shared.fc_events import BadEvent, parse_probe_event
 from shared.probe import Prober
 from shared.result import DEGRADED, DOWN, UP, ProbeResult
+from shared.tokens import shared_provider
 
 # Warm-instance cache: the parsed config (reloaded when the file changes) and its prober.
 _cache: dict[str, Any] = {}
@@ -28,8 +29,39 @@ def _prober(config_path: str | None) -> Prober:
     key = (path, mtime)
     if _cache.get("key") != key:
         config: Config = load_config(path)
-        _cache.update(key=key, prober=Prober(config))
+        # One provider for the warm instance: cached kms:/eas: values outlive config reloads.
+        tokens = shared_provider()
+        tokens.configure(config.cloud)
+        _cache.update(key=key, prober=Prober(config, tokens))
     return _cache["prober"]
+
+
+def _alert_config(config: Config) -> Any:
+    """The validated alerting sections, cached with the config; None when none are configured.
+    shared.alert_config (and its channels) is imported only when the config has alerting sections."""
+    raw = config.raw
+    if not any(k in raw for k in ("alerts", "state", "maintenance")) and not any(
+        isinstance(t, dict) and "alerts" in t for t in raw.get("targets") or []
+    ):
+        return None
+    if _cache.get("alerts_for") is not config:
+        from shared.alert_config import load_alert_config
+
+        _cache.update(alerts_for=config, alerts=load_alert_config(config))
+    return _cache["alerts"]
+
+
+def _alert_step(prober: Prober, alerts: Any, results: list[ProbeResult], request_id: str | None) -> dict[str, Any]:
+    """Decide, send and save after the round; a store or channel failure never loses the round's results."""
+    from shared.notify import run_alerts
+
+    known = [t.name for t in prober.config.targets]
+    try:
+        step = run_alerts(alerts, results, tokens=prober.tokens, known_targets=known, request_id=request_id)
+        return asyncio.run(step)
+    except Exception as exc:
+        logs.get_logger("vpcprobe.alerts").error("alerts_failed", error=exc, request_id=request_id)
+        return {"error": logs.redact_text(f"{type(exc).__name__}: {exc}")}
 
 
 def summarize(results: list[ProbeResult]) -> dict[str, Any]:
@@ -63,7 +95,9 @@ def run_probe_event(
         return {"ok": False, "error": f"bad event: {exc}"}, []
     try:
         prober = _prober(config_path)
+        prober.tokens.set_context(context)  # python3.10: context.credentials, fresh per invocation
         prober.config.select(request.targets)
+        alerts = _alert_config(prober.config)  # a broken alerts section is a config error: nothing runs
         results = asyncio.run(prober.run_round(request.targets))
     except ConfigError as exc:
         log.error("config_error", problems=exc.problems, request_id=request_id)
@@ -71,6 +105,8 @@ def run_probe_event(
     for result in results:
         log.info("probe", source=request.source, request_id=request_id, **result.to_dict())
     summary = summarize(results)
+    if request.alert and alerts is not None:
+        summary["alerts"] = _alert_step(prober, alerts, results, request_id)
     log.info(
         "round",
         source=request.source,

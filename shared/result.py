@@ -59,6 +59,10 @@ class ProbeResult:
     mode: str | None = None
     tls_days_left: int | None = None
     warnings: list[str] = field(default_factory=list)
+    # eas: credentials: what DescribeService said, {"status", "running", "total"}.
+    eas_service: dict | None = None
+    # A 401 made the probe fetch the credential again and retry with the new value.
+    credential_refreshed: bool = False
 
     def to_dict(self) -> dict:
         return {
@@ -75,4 +79,6 @@ class ProbeResult:
             "mode": self.mode,
             "tls_days_left": self.tls_days_left,
             "warnings": list(self.warnings),
+            "eas_service": None if self.eas_service is None else dict(self.eas_service),
+            "credential_refreshed": self.credential_refreshed,
         }

@@ -7,6 +7,8 @@ logs go to a file, and each round is printed as a table for the person watching.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +30,16 @@ def _schedule(args: argparse.Namespace):
     return probe_schedule_from_syaml(args.syaml)
 
 
+def _alert_line(alerts: dict) -> str:
+    if "sent" not in alerts:
+        return f"alerts: {alerts.get('skipped') or alerts.get('error')}"
+    channels = ", ".join(f"{k}: {v}" for k, v in alerts.get("channels", {}).items())
+    return (
+        f"alerts: {alerts['new']} new, {alerts['sent']} sent in {alerts['messages']} message(s), "
+        f"{alerts['pending']} pending" + (f" ({channels})" if channels else "")
+    )
+
+
 def serve(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     """Loop: wait for the next fire time, invoke the handler, print the round. Ctrl-C stops."""
     stop = stop or threading.Event()
@@ -41,15 +53,19 @@ def serve(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     log_file = log_path.open("a", encoding="utf-8")
     logs.configure(stream=log_file)
     sim = None
+    sinks = None
     script = []
     config_path = args.config
     try:
         if args.demo:
-            from shared.demo import fault_script, start_demo
+            from shared.demo import fault_script, start_demo, start_demo_alerts
 
-            sim, config_path = start_demo(WORKDIR)
-            script = fault_script()
+            sinks = start_demo_alerts()
+            sim, config_path = start_demo(WORKDIR, sinks)
+            script = fault_script(sinks)
             print(f"demo: simulated DashScope + EAS on 127.0.0.2/127.0.0.3 port {sim.port} (https {sim.https_port})")
+            for line in sinks.describe():
+                print(f"demo: {line}")
             print(f"demo: config {config_path}")
         print(f"schedule: {schedule.expression} ({schedule.timezone}); JSON logs: {log_path}; Ctrl-C stops")
         rounds = 0
@@ -65,7 +81,9 @@ def serve(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
                     print(f"\n>>> demo fault script: {step.say}")
                     step.act(sim)
             event = timer_event(fire.isoformat().replace("+00:00", "Z"), payload)
-            summary, results = run_probe_event(event, config_path=str(config_path) if config_path else None)
+            alert_output = io.StringIO()  # console channel and demo receivers: shown after the round's table
+            with contextlib.redirect_stdout(alert_output):
+                summary, results = run_probe_event(event, config_path=str(config_path) if config_path else None)
             print(
                 f"\n== round {rounds} at {fire:%H:%M:%S} UTC: "
                 f"{summary.get('up', 0)} up, {summary.get('degraded', 0)} degraded, {summary.get('down', 0)} down"
@@ -76,6 +94,10 @@ def serve(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
                 print(f"error: {summary.get('error')}")
                 for problem in summary.get("problems", []):
                     print(f"  {problem}")
+            print(alert_output.getvalue(), end="")
+            alerts = summary.get("alerts")
+            if alerts and ("sent" not in alerts or alerts["new"] or alerts["messages"] or alerts["pending"]):
+                print(_alert_line(alerts))
             if args.rounds and rounds >= args.rounds:
                 break
     except KeyboardInterrupt:
@@ -83,6 +105,8 @@ def serve(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     finally:
         if sim is not None:
             sim.stop()
+        if sinks is not None:
+            sinks.stop()
         logs.configure(stream=None)
         log_file.close()
     return 0

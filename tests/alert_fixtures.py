@@ -1,0 +1,64 @@
+"""Helpers for the alerting tests: probe results without probing, and a fixed clock."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from shared.diagnosis import diagnose
+from shared.result import DOWN, UP, AddressResult, ProbeResult
+
+T0 = datetime(2026, 11, 22, 1, 0, tzinfo=timezone.utc)
+CODE_FOR = {"down": "connect_refused", "degraded": "zones_down"}
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def result(name: str, status: str, when: datetime, *, kind: str = "dashscope", detail: str = "") -> ProbeResult:
+    """A result as the prober would produce it: two zones, zone B failing when not up."""
+    diag = None if status == UP else diagnose(CODE_FOR[status], detail or "127.0.0.3: connection refused")
+    zone_b = AddressResult(
+        "127.0.0.3",
+        80,
+        True,
+        status=UP if status == UP else DOWN,
+        diagnosis=None if status == UP else diagnose("connect_refused", "TCP connection refused"),
+        phases_ms={"dns": 0.1, "connect": 1.0, "total": 2.0},
+    )
+    zone_a = AddressResult(
+        "127.0.0.2",
+        80,
+        True,
+        status=DOWN if status == DOWN else UP,
+        diagnosis=diagnose("connect_refused", "TCP connection refused") if status == DOWN else None,
+        phases_ms={"dns": 0.1, "connect": 1.2, "ttfb": 3.0, "total": 5.0},
+    )
+    return ProbeResult(
+        name,
+        kind,
+        f"http://ep-{name}.dashscope.ap-southeast-1.privatelink.aliyuncs.com/compatible-mode/v1/models",
+        status,
+        http_status=None if status == DOWN else 200,
+        phases_ms={"dns": 0.1, "connect": 1.2, "ttfb": 3.0, "total": 5.0},
+        addresses=[zone_a, zone_b],
+        diagnosis=diag,
+        checked_at=when.isoformat().replace("+00:00", "Z"),
+    )
+
+
+def firing(names: list[str], *, status: str = "down") -> list:
+    """Notifications for targets that just fired (two failed rounds at minutes 0 and 1)."""
+    from shared.alerting import decide
+
+    state: dict = {}
+    out: list = []
+    for minute in (0, 1):
+        state, out = decide([result(n, status, at(minute)) for n in names], state, at(minute))
+    return out
+
+
+def message(notes: list, *, now: datetime | None = None, status_page_url: str | None = None):
+    from shared.channels import Message
+
+    return Message(Message.id_for(notes), tuple(notes), now or at(1), status_page_url, "Asia/Shanghai")
