@@ -53,51 +53,51 @@ CODES: dict[str, tuple[str, str]] = {
         "Renew the certificate served for {host}.",
     ),
     "unauthorized": (
-        "HTTP 401: the credential was rejected",
+        "the credential was rejected",
         "Check the API key or token; DashScope API keys are region-specific (a key from another region or "
         "workspace is rejected); EAS tokens change when regenerated — take the current one from the "
         "service's endpoint information.",
     ),
     "forbidden": (
-        "HTTP 403: access denied",
+        "access denied",
         "The key is valid but lacks access: check the workspace (X-DashScope-WorkSpace) and the model's "
         "authorization, or the RAM policy of the caller.",
     ),
     "path_not_found": (
-        "HTTP 404: wrong path",
+        "wrong path",
         "The request URL is <endpoint> + API path: DashScope /compatible-mode/v1/... or /api/v1/...; EAS "
         "<endpoint>/api/predict/<service>/<api path> — a wrong path is the most common cause of 404.",
     ),
     "eas_service_not_found": (
-        "HTTP 404 with an empty body from the EAS gateway",
+        "the EAS gateway does not know the service",
         "The gateway does not know service '{service}' or is not ready: check the service name "
         "(group services are group.service) and that the service is deployed in region {region}.",
     ),
     "request_timeout": (
-        "HTTP 408: the upstream timed out",
+        "the upstream timed out",
         "The EAS gateway's default request timeout is 5 s (metadata.rpc.keepalive raises it); check the "
         "model's latency.",
     ),
     "body_too_large": (
-        "HTTP 413: request body too large",
+        "request body too large",
         "Requests through an EAS or Model Studio gateway may not exceed 1 MB; send less, or split the input.",
     ),
     "rate_limited": (
-        "HTTP 429: throttled",
+        "throttled",
         "Rate limit reached (the EAS shared gateway allows 1,000 QPS per service; DashScope quotas per "
         "model): lower the probe rate or raise the quota.",
     ),
     "eas_queue_full": (
-        "HTTP 450: the EAS service's queue is full",
+        "the EAS service's queue is full",
         "All instances are busy and the request queue (default 64) is full: scale out the service or "
         "raise its queue size.",
     ),
     "no_ready_instance": (
-        "HTTP 503: no healthy upstream — the service has no instance in Ready state",
+        "the service has no instance in Ready state",
         "Check the EAS service's instances (restarting, out of resources, failing health checks).",
     ),
     "model_unavailable": (
-        "HTTP 503: the model is unavailable",
+        "the model is unavailable",
         "The model is temporarily unavailable; retry later or switch to another model.",
     ),
     "server_error": (
@@ -105,7 +105,7 @@ CODES: dict[str, tuple[str, str]] = {
         "The upstream failed; check its status and logs; it is not a network-path problem.",
     ),
     "bad_request": (
-        "HTTP 400: the upstream rejected the request",
+        "the upstream rejected the request",
         "Check the probe's model name and body against the API.",
     ),
     "unexpected_status": (

@@ -31,7 +31,7 @@ from shared.alerting import REMINDER, Notification, TargetState, decide, iso
 from shared.channels import Channel, Delivery, Message
 from shared.result import ProbeResult
 from shared.state import Store, StoreError, open_store
-from shared.tokens import TokenProvider
+from shared.tokens import TokenProvider, shared_provider
 
 VERSION = 1
 MAX_PENDING = 500  # a month of hourly reminders for a dozen targets with every channel down
@@ -209,7 +209,7 @@ async def run_alerts(
     """The alert step of a round; returns the summary's `alerts` part. Raises StoreError if the store fails."""
     log = logs.get_logger("vpcprobe.alerts")
     now = now or datetime.now(timezone.utc)
-    tokens = tokens or TokenProvider()
+    tokens = tokens or shared_provider()
     store = store or open_store(alerts.store)
     owner = owner or _owner()
     started = time.perf_counter()
