@@ -24,6 +24,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_probe.py
+	$(BIN)/python scripts/bench_tokens.py
+	$(BIN)/python scripts/bench_alerts.py
 
 # Code directories for `s deploy`: one per function, dependencies built for the FC runtime's
 # Python with pip's platform options (no Docker). FC_PYTHON must match the runtime in s.yaml.

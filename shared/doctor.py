@@ -91,7 +91,17 @@ def _render(result: ProbeResult, steps: list[tuple[str, str, str]]) -> str:
 
 
 def run_doctor(url: str, token_env: str | None = None) -> tuple[int, str]:
-    """Diagnose one URL; returns (exit code, report)."""
+    """Diagnose one URL; returns (exit code, report). A string that is not an http(s) URL is exit 2."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        return 2, f"vpcprobe doctor: '{url}' is not a valid URL: {exc}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return 2, (
+            f"vpcprobe doctor: '{url}' is not an http(s) URL; give the endpoint as you would call it, e.g. "
+            "http://ep-xxx.dashscope.ap-southeast-1.privatelink.aliyuncs.com"
+        )
     target, steps = _target_for(url, token_env)
     config = Config("<doctor>", None, (target,), {})
     result = asyncio.run(Prober(config).probe_target(target))

@@ -112,7 +112,10 @@ def _split(url: str) -> tuple[str, str, int, str]:
         raise UrlError(
             f"'{url}' is not a URL: give scheme and host, e.g. http://ep-xxx.dashscope.<region>.privatelink.aliyuncs.com"
         )
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise UrlError(f"'{url}' is not a valid URL: {exc}") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise UrlError(f"'{url}': scheme must be http or https, not '{parts.scheme}'")

@@ -140,3 +140,9 @@ def test_simulator_fault_survives_between_cli_rounds(cfg, sim, capsys):
         assert "model_unavailable" in capsys.readouterr().out
     finally:
         sim.clear(fid)
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "ep-x.dashscope.aliyuncs.com", "ftp://h/x", "http://h:99999"])
+def test_doctor_refuses_what_is_not_a_url(url, capsys):
+    assert main(["doctor", url]) == 2
+    assert "vpcprobe doctor:" in capsys.readouterr().out

@@ -116,6 +116,7 @@ DASHSCOPE_BAD = [
     ({"url": "https://vpc-us-east-1.dashscope.aliyuncs.com"}, "not supported"),
     ({"url": "ep-abc.dashscope.ap-southeast-1.privatelink.aliyuncs.com"}, "not a URL"),
     ({"url": "ftp://dashscope.aliyuncs.com"}, "scheme must be http or https"),
+    ({"url": "http://[::1"}, "is not a valid URL"),
     ({"url": "https://dashscope.aliyuncs.com/compatible-mode/v1/chat/completions"}, "belongs in the probe path"),
     ({"url": "https://dashscope.aliyuncs.com?x=1"}, "no query string"),
     ({"region": "ap-southeast-1"}, "domain must be one of"),
