@@ -47,7 +47,16 @@ def _alert_config(config: Config) -> Any:
     if _cache.get("alerts_for") is not config:
         from shared.alert_config import load_alert_config
 
-        _cache.update(alerts_for=config, alerts=load_alert_config(config))
+        alerts = load_alert_config(config)
+        store = alerts.store
+        if os.environ.get("FC_FUNCTION_NAME") and store.backend == "file" and store.path is None:
+            # Once per config load: FC recycles instances, and /tmp goes with them.
+            logs.get_logger("vpcprobe.alerts").warning(
+                "state_not_durable",
+                message="alert state is in /tmp and is lost when FC recycles the instance: set "
+                "state.path to a NAS mount, or state.backend: oss",
+            )
+        _cache.update(alerts_for=config, alerts=alerts)
     return _cache["alerts"]
 
 
