@@ -322,6 +322,11 @@ class Prober:
         if result.status == UP and ep.expect_private and public and res.source != "literal":
             result.status = DEGRADED
             result.diagnosis = diagnose("dns_public_address", f"{ep.host} -> {', '.join(public)}", host=ep.host)
+        if ep.form in ("privatelink-default", "privatelink-custom") and len(result.addresses) == 1:
+            result.warnings.append(
+                f"{ep.host} resolves to one address only: the endpoint has an ENI in a single zone; the docs "
+                "recommend vSwitches in at least two zones so a zone failure moves traffic to another ENI"
+            )
         return result
 
     async def _probe_address(

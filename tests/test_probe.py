@@ -380,3 +380,11 @@ def test_round_selects_targets_in_config_order(sim):
     config = make_config(sim, ds("a"), eas("b"), ds("c"))
     results = asyncio.run(Prober(config).run_round(["c", "a"]))
     assert [r.target for r in results] == ["a", "c"]
+
+
+def test_single_zone_privatelink_endpoint_warns(sim):
+    config = make_config(sim, ds())
+    config = type(config)(config.path, None, config.targets, {PL: (f"{ZONES[0]}:{sim.port}",)})
+    r = probe_one(config)
+    assert r.status == "up" and any("single zone" in w for w in r.warnings)
+    assert not any("single zone" in w for w in probe_one(make_config(sim, ds())).warnings)
