@@ -108,7 +108,7 @@ class Config:
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$")
 
 
-class _Reader:
+class Reader:
     """Reads one mapping, recording problems with their field path instead of stopping at the first."""
 
     def __init__(self, data: Any, path: str, problems: list[str], file: str):
@@ -185,7 +185,6 @@ class _Reader:
                 self.error(f"unknown field{hint}", str(key))
 
 
-Reader = _Reader  # public name for modules that validate their own sections (alerts, state, channels)
 
 
 # --- loading ---------------------------------------------------------------------------------------
@@ -227,11 +226,11 @@ def load_config(path: str | None = None, *, function_region: str | None = None) 
 
 def parse_config(data: Any, *, path: str = "<config>", function_region: str | None = None) -> Config:
     problems: list[str] = []
-    top = _Reader(data, "", problems, path)
+    top = Reader(data, "", problems, path)
     region = top.str("region") or function_region or os.environ.get("FC_REGION")
     concurrency = top.int("concurrency", 100, minimum=1)
     resolve = _read_resolve(top, problems, path)
-    defaults = _Reader(top.get("defaults"), "defaults", problems, path)
+    defaults = Reader(top.get("defaults"), "defaults", problems, path)
     base_probe = _read_probe(defaults, ProbeSettings(), kind=None)
     defaults.finish()
 
@@ -242,14 +241,14 @@ def parse_config(data: Any, *, path: str = "<config>", function_region: str | No
         raw_targets = []
     names: set[str] = set()
     for i, raw in enumerate(raw_targets):
-        target = _read_target(_Reader(raw, f"targets[{i}]", problems, path), base_probe, region)
+        target = _read_target(Reader(raw, f"targets[{i}]", problems, path), base_probe, region)
         if target is None:
             continue
         if target.name in names:
             problems.append(f"{path}: targets[{i}].name: duplicate target name '{target.name}'")
         names.add(target.name)
         targets.append(target)
-    cloud = _read_cloud(_Reader(top.get("cloud"), "cloud", problems, path), region)
+    cloud = _read_cloud(Reader(top.get("cloud"), "cloud", problems, path), region)
     # Sections owned by other modules (alerts, state, gateway) are validated by them.
     for key in ("alerts", "state", "gateway", "maintenance"):
         top.get(key)
@@ -268,7 +267,7 @@ def _cloud_settings(**values: Any) -> CloudSettings:
     return CloudSettings(**values)
 
 
-def _read_cloud(r: _Reader, region: str | None) -> CloudSettings:
+def _read_cloud(r: Reader, region: str | None) -> CloudSettings:
     """The optional `cloud:` section: control-plane endpoints, cache TTL, timeouts (all have defaults)."""
     base = _cloud_settings()
     endpoints = {}
@@ -303,7 +302,7 @@ def _read_cloud(r: _Reader, region: str | None) -> CloudSettings:
     return settings
 
 
-def _read_resolve(top: _Reader, problems: list[str], path: str) -> dict[str, tuple[str, ...]]:
+def _read_resolve(top: Reader, problems: list[str], path: str) -> dict[str, tuple[str, ...]]:
     raw = top.get("resolve") or {}
     out: dict[str, tuple[str, ...]] = {}
     if not isinstance(raw, dict):
@@ -336,7 +335,7 @@ def split_addr(value: str) -> tuple[str | None, int | None]:
     return None, None
 
 
-def _read_probe(r: _Reader, base: ProbeSettings, kind: str | None) -> ProbeSettings:
+def _read_probe(r: Reader, base: ProbeSettings, kind: str | None) -> ProbeSettings:
     expect = r.get("expect_status")
     if expect is None:
         expect_status = base.expect_status
@@ -384,7 +383,7 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1000
 
 
-def _read_target(r: _Reader, base_probe: ProbeSettings, function_region: str | None) -> Target | None:
+def _read_target(r: Reader, base_probe: ProbeSettings, function_region: str | None) -> Target | None:
     name = r.str("name", required=True)
     if name is not None and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", name):
         r.error("must be 1-63 letters, digits, '-', '_' or '.', starting with a letter or digit", "name")
@@ -399,7 +398,7 @@ def _read_target(r: _Reader, base_probe: ProbeSettings, function_region: str | N
             credential = parse_ref(ref)
         except ValueError as exc:
             r.error(str(exc), "credential")
-    probe_reader = _Reader(r.get("probe"), f"{r.path}.probe", r.problems, r.file)
+    probe_reader = Reader(r.get("probe"), f"{r.path}.probe", r.problems, r.file)
     probe = _read_probe(probe_reader, base_probe, kind)
     probe_reader.finish()
     ca_bundle = r.str("ca_bundle")
@@ -469,13 +468,13 @@ def _read_target(r: _Reader, base_probe: ProbeSettings, function_region: str | N
     )
 
 
-def _deferred(url: str | None, credential: CredentialRef | None, r: _Reader) -> bool:
+def _deferred(url: str | None, credential: CredentialRef | None, r: Reader) -> bool:
     """An eas: credential and nothing that locates the service: DescribeService will say where it is."""
     located = url is not None or any(k in r.data for k in ("uid", "instance", "gateway"))
     return not located and credential is not None and credential.scheme == "eas"
 
 
-def _deferred_endpoint(r: _Reader, credential: CredentialRef) -> urls.Endpoint:
+def _deferred_endpoint(r: Reader, credential: CredentialRef) -> urls.Endpoint:
     region = r.str("region")
     if region and region != credential.region:
         r.error(f"is '{region}' but the credential {credential} names region {credential.region}", "region")

@@ -63,7 +63,8 @@ def redact(value: Any, key: str = "") -> Any:
 
 
 class _RedactFilter(logging.Filter):
-    """Redacts stdlib log records: fc2 logs its request headers (the STS token too) on every error."""
+    """Redacts stdlib log records: fc2 logs its request headers (the STS token too) on every error, and
+    httpx logs every request URL (a DingTalk webhook URL carries the robot's token)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -76,10 +77,11 @@ class _RedactFilter(logging.Filter):
         return True
 
 
-def guard_stdlib_logging() -> None:
-    """Redact what the cloud SDKs log through `logging` (root logger and its handlers); idempotent."""
+def guard_stdlib_logging(*loggers: str) -> None:
+    """Redact what libraries log through `logging`: the root logger and its handlers, plus the named
+    loggers themselves (a filter on root does not see records its children propagate); idempotent."""
     root = logging.getLogger()
-    for holder in (root, *root.handlers):
+    for holder in (root, *root.handlers, *(logging.getLogger(name) for name in loggers)):
         if not any(isinstance(f, _RedactFilter) for f in holder.filters):
             holder.addFilter(_RedactFilter())
 

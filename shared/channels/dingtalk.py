@@ -16,13 +16,13 @@ import base64
 import hashlib
 import hmac
 import json
-import logging
 import re
 import ssl
 from urllib.parse import quote, urlsplit
 
 import httpx
 
+from shared import logs
 from shared.alerting import RESOLVED, Notification, iso
 from shared.channels import Channel, Delivery, Message, read_ref, read_str_list, read_url, render
 from shared.config import Reader
@@ -41,21 +41,9 @@ _HINTS = {
 }
 
 
-class _MaskUrl(logging.Filter):
-    """httpx logs every request URL at INFO ("HTTP Request: POST https://...?access_token=..."), and FC's
-    runtime logs INFO: mask the record on the httpx logger itself, whatever handlers exist later."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        clean = render.clean(text)
-        if clean != text:
-            record.msg, record.args = clean, None
-        return True
-
-
-_httpx_log = logging.getLogger("httpx")
-if not any(isinstance(f, _MaskUrl) for f in _httpx_log.filters):
-    _httpx_log.addFilter(_MaskUrl())
+# httpx logs every request URL at INFO ("HTTP Request: POST https://...?access_token=..."), and FC's
+# runtime logs INFO: redact on the httpx logger itself, whatever handlers exist later.
+logs.guard_stdlib_logging("httpx")
 
 
 def sign(secret: str, timestamp_ms: str) -> str:
