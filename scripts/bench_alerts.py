@@ -25,13 +25,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from alert_fixtures import result  # noqa: E402
 from fake_oss import FakeOss  # noqa: E402
 
-from shared.alert_config import load_alert_config  # noqa: E402
-from shared.config import parse_config  # noqa: E402
-from shared.dingtalk_receiver import DingTalkReceiver  # noqa: E402
-from shared.notify import run_alerts  # noqa: E402
-from shared.smtp_sink import SmtpSink  # noqa: E402
-from shared.state import FileStore, OssStore  # noqa: E402
-from shared.tokens import TokenProvider  # noqa: E402
+from shared.alerts.config import load_alert_config  # noqa: E402
+from shared.alerts.step import run_alerts  # noqa: E402
+from shared.config.load import parse_config  # noqa: E402
+from shared.credentials.tokens import TokenProvider  # noqa: E402
+from shared.local.dingtalk_receiver import DingTalkReceiver  # noqa: E402
+from shared.local.smtp_sink import SmtpSink  # noqa: E402
+from shared.state.store import FileStore, OssStore  # noqa: E402
 
 TARGETS, TRANSITIONS, REPEAT = 200, 50, 7
 T0 = datetime(2026, 11, 22, 1, 0, tzinfo=timezone.utc)
@@ -93,9 +93,9 @@ def build_cost(ding, mail) -> tuple[float, float]:
 
 def import_cost() -> str:
     code = (
-        "import time; t = time.perf_counter(); import shared.probe_function; base = time.perf_counter() - t; "
-        "t = time.perf_counter(); import shared.notify, shared.alert_config, shared.channels.dingtalk, "
-        "shared.channels.email; mods = time.perf_counter() - t; import httpx, ssl; "
+        "import time; t = time.perf_counter(); import shared.fc.probe_function; base = time.perf_counter() - t; "
+        "t = time.perf_counter(); import shared.alerts.step, shared.alerts.config, shared.alerts.channels.dingtalk, "
+        "shared.alerts.channels.email; mods = time.perf_counter() - t; import httpx, ssl; "
         "t = time.perf_counter(); httpx.create_ssl_context(); tls = time.perf_counter() - t; "
         "print(f'{mods * 1000:.0f} ms importing the alert modules, {tls * 1000:.0f} ms for the TLS context')"
     )

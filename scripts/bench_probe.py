@@ -19,8 +19,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shared.config import parse_config  # noqa: E402
-from shared.probe import Prober  # noqa: E402
+from shared.config.load import parse_config  # noqa: E402
+from shared.probe.engine import Prober  # noqa: E402
 
 HOST = "ep-bench.dashscope.ap-southeast-1.privatelink.aliyuncs.com"
 KEY = "sk-bench-key-0000"
@@ -28,7 +28,7 @@ KEY = "sk-bench-key-0000"
 
 def start_simulator() -> tuple[subprocess.Popen, int]:
     code = (
-        "import sys; from shared.simulator import Simulator; "
+        "import sys; from shared.local.simulator import Simulator; "
         f"s = Simulator(hosts=('127.0.0.2',), api_keys={{'{KEY}': 'ap-southeast-1'}}).start(); "
         "print(s.port, flush=True); sys.stdin.read(); s.stop()"
     )

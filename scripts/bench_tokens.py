@@ -20,9 +20,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from fakecloud import FakeCloud  # noqa: E402
 
-from shared.config import parse_config  # noqa: E402
-from shared.probe import Prober  # noqa: E402
-from shared.tokens import TokenProvider  # noqa: E402
+from shared.config.load import parse_config  # noqa: E402
+from shared.credentials.tokens import TokenProvider  # noqa: E402
+from shared.probe.engine import Prober  # noqa: E402
 
 REGION = "ap-southeast-1"
 PL = "ep-bench.dashscope.ap-southeast-1.privatelink.aliyuncs.com"
@@ -32,7 +32,7 @@ def start_simulator(n: int) -> tuple[subprocess.Popen, int]:
     keys = {f"sk-bench-{i:04d}": REGION for i in range(n)}
     services = {f"llm{i}": f"eas-bench-{i:04d}" for i in range(n)}
     code = (
-        "import sys; from shared.simulator import Simulator; "
+        "import sys; from shared.local.simulator import Simulator; "
         f"s = Simulator(hosts=('127.0.0.2',), api_keys={keys!r}, eas_services={services!r}).start(); "
         "print(s.port, flush=True); sys.stdin.read(); s.stop()"
     )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from shared.diagnosis import diagnose
-from shared.result import DOWN, UP, AddressResult, ProbeResult
+from shared.verdict.codes import diagnose
+from shared.verdict.result import DOWN, UP, AddressResult, ProbeResult
 
 T0 = datetime(2026, 11, 22, 1, 0, tzinfo=timezone.utc)
 CODE_FOR = {"down": "connect_refused", "degraded": "zones_down"}
@@ -49,7 +49,7 @@ def result(name: str, status: str, when: datetime, *, kind: str = "dashscope", d
 
 def firing(names: list[str], *, status: str = "down") -> list:
     """Notifications for targets that just fired (two failed rounds at minutes 0 and 1)."""
-    from shared.alerting import decide
+    from shared.alerts.policy import decide
 
     state: dict = {}
     out: list = []
@@ -59,6 +59,6 @@ def firing(names: list[str], *, status: str = "down") -> list:
 
 
 def message(notes: list, *, now: datetime | None = None, status_page_url: str | None = None):
-    from shared.channels import Message
+    from shared.alerts.channels import Message
 
     return Message(Message.id_for(notes), tuple(notes), now or at(1), status_page_url, "Asia/Shanghai")

@@ -1,6 +1,6 @@
 """FC entry point of the probe function (timer trigger and InvokeFunction)."""
 
-from shared.probe_function import handle
+from shared.fc.probe_function import handle
 
 
 def handler(event, context):

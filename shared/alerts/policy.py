@@ -1,0 +1,296 @@
+"""The alert state machine: per target ok -> pending -> firing -> ok, and what a round owes people.
+
+Pure logic: probe results + prior per-target state + `now` in, new state + notifications out. It
+knows nothing about channels, stores or clocks, so every rule (thresholds, flapping, reminders,
+maintenance) is tested by feeding it rounds.
+
+The rule behind all notifications: each target remembers what people were last *told*
+(`notified`: a severity, or None for "fine"). Whenever the alert condition differs from that and
+no maintenance window mutes the target, a notification goes out and `notified` catches up. So a
+window mutes everything, and when it ends whatever is still different is reported — and a
+fire-and-resolve that both happened inside the window is never mentioned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, fields, replace
+from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from shared.verdict.result import DEGRADED, DOWN, ProbeResult
+
+OK, PENDING, FIRING = "ok", "pending", "firing"
+CRITICAL, WARNING, IGNORE = "critical", "warning", "ignore"
+# Notification kinds: a new alert, a firing alert whose severity changed, a reminder, a recovery.
+NEW, CHANGED, REMINDER, RESOLVED = "firing", "changed", "reminder", "resolved"
+SEVERITY_RANK = {CRITICAL: 2, WARNING: 1, None: 0}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """When a target alerts. `repeat_interval_s` None = no reminders."""
+
+    failure_threshold: int = 2
+    success_threshold: int = 1
+    repeat_interval_s: float | None = 3600.0
+    degraded: str = WARNING  # warning | critical | ignore
+
+
+@dataclass(frozen=True)
+class Window:
+    """A maintenance window: one-off (`start`..`end`) or recurring (`daily` + `duration` on `days`)."""
+
+    name: str
+    timezone: str = "UTC"
+    targets: tuple[str, ...] = ()  # empty = every target
+    start: datetime | None = None  # one-off, aware
+    end: datetime | None = None
+    daily: time | None = None  # recurring: local start time
+    duration: timedelta | None = None
+    days: tuple[int, ...] = ()  # weekday numbers (Monday 0); empty = every day
+
+    def covers(self, target: str) -> bool:
+        return not self.targets or target in self.targets
+
+    def active(self, now: datetime) -> bool:
+        if self.start is not None and self.end is not None:
+            return self.start <= now < self.end
+        if self.daily is None or self.duration is None:
+            return False
+        tz = zone(self.timezone)
+        local = now.astimezone(tz)
+        for back in (0, 1):  # a window that started yesterday may still be open (it crosses midnight)
+            day: date = local.date() - timedelta(days=back)
+            if self.days and day.weekday() not in self.days:
+                continue
+            begin = datetime.combine(day, self.daily, tzinfo=tz)
+            if begin <= local < begin + self.duration:
+                return True
+        return False
+
+
+@lru_cache(maxsize=64)
+def zone(name: str) -> ZoneInfo:
+    """A cached ZoneInfo (config validation has already checked the name)."""
+    return ZoneInfo(name)
+
+
+@dataclass
+class TargetState:
+    """What the state machine remembers about one target between rounds (persisted as JSON)."""
+
+    state: str = OK
+    status: str | None = None  # the last probe verdict
+    failures: int = 0  # consecutive failed rounds
+    successes: int = 0  # consecutive good rounds
+    since: str | None = None  # when `state` began
+    severity: str | None = None  # while firing
+    started: str | None = None  # first failed round of the current incident
+    recovered: str | None = None  # first good round of the current good streak
+    notified: str | None = None  # the severity people were last told; None = told it is fine
+    last_notified: str | None = None
+    last_checked: str | None = None  # checked_at of the last result used (older ones are stale)
+    muted_by: str | None = None  # the window that muted a change not yet reported
+    shift: str | None = None  # a different severity seen while firing ...
+    shift_count: int = 0  # ... for this many consecutive rounds
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _TARGET_FIELDS}  # plain values: no asdict deep copy
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TargetState:
+        return cls(**{k: v for k, v in data.items() if k in _TARGET_FIELDS})
+
+
+@dataclass
+class Notification:
+    """One thing to tell people about one target; stable `id` (msgUuid / Message-ID come from it)."""
+
+    id: str
+    target: str
+    kind: str  # firing | changed | reminder | resolved
+    severity: str | None  # critical | warning; None when resolved
+    previous: str | None  # the severity people were told before (changed, resolved)
+    status: str  # the probe verdict: up | degraded | down
+    target_kind: str  # dashscope | eas
+    url: str
+    since: str  # when the current condition began: incident start, or recovery time when resolved
+    started: str | None  # incident start (first failed round)
+    at: str  # when this notification was decided
+    code: str | None = None
+    message: str | None = None
+    remedy: str | None = None
+    http_status: int | None = None
+    timings: dict[str, float | None] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)  # "ip:port code" of the addresses that failed
+    maintenance: str | None = None  # the window that held it back
+    route: list[str] = field(default_factory=list)  # channel names, fallbacks in order
+
+    @property
+    def rank(self) -> tuple[int, int, str]:
+        """Sort key: worst first, recoveries last, then by name."""
+        kind = {NEW: 0, CHANGED: 1, REMINDER: 2, RESOLVED: 3}.get(self.kind, 4)
+        return (-SEVERITY_RANK.get(self.severity, 0), kind, self.target)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {name: getattr(self, name) for name in _NOTE_FIELDS}
+        out.update(timings=dict(self.timings), failed=list(self.failed))
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Notification:
+        return cls(**{k: v for k, v in data.items() if k in _NOTE_FIELDS})
+
+
+_TARGET_FIELDS = tuple(f.name for f in fields(TargetState))
+_NOTE_FIELDS = tuple(f.name for f in fields(Notification))
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def severity_of(status: str, policy: Policy) -> str | None:
+    """A round's alert severity: down is critical; degraded as configured; None = a good round."""
+    if status == DOWN:
+        return CRITICAL
+    if status == DEGRADED:
+        return None if policy.degraded == IGNORE else policy.degraded
+    return None
+
+
+def decide(
+    results: Iterable[ProbeResult],
+    targets: dict[str, TargetState],
+    now: datetime,
+    *,
+    policy: Policy | Callable[[str], Policy] = Policy(),
+    windows: Sequence[Window] = (),
+) -> tuple[dict[str, TargetState], list[Notification]]:
+    """One round: the new per-target state and the notifications owed (not yet routed or sent).
+
+    Targets without a result this round keep their state untouched. A result older than the last
+    one used for its target (a slow round finishing after a newer one) is ignored.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    policy_for = policy if callable(policy) else (lambda _name, p=policy: p)
+    new = {name: replace(st) for name, st in targets.items()}
+    out: list[Notification] = []
+    stamp = iso(now)
+    for result in results:
+        st = new.setdefault(result.target, TargetState())
+        if st.last_checked and result.checked_at and _older(result.checked_at, st.last_checked):
+            continue
+        st.last_checked = result.checked_at or st.last_checked
+        pol = policy_for(result.target)
+        _step(st, severity_of(result.status, pol), result.status, pol, stamp)
+        muting = next((w for w in windows if w.covers(result.target) and w.active(now)), None)
+        note = _notify(st, result, pol, now, stamp, muting)
+        if note is not None:
+            out.append(note)
+    out.sort(key=lambda n: n.rank)
+    return new, out
+
+
+def _older(a: str, b: str) -> bool:
+    try:
+        return parse_iso(a) < parse_iso(b)
+    except ValueError:
+        return False
+
+
+def _step(st: TargetState, sev: str | None, status: str, pol: Policy, stamp: str) -> None:
+    """Counters and ok/pending/firing for one round."""
+    st.status = status
+    was_firing = st.state == FIRING
+    if sev is None:
+        st.failures = 0
+        st.successes += 1
+        st.shift, st.shift_count = None, 0
+        if st.successes == 1:
+            st.recovered = stamp
+        if st.state == PENDING or (st.state == OK and st.since is None):
+            st.state, st.since = OK, stamp
+        elif was_firing and st.successes >= pol.success_threshold:
+            st.state, st.since, st.severity = OK, st.recovered, None
+        return
+    st.successes = 0
+    st.failures += 1
+    if st.failures == 1 and not was_firing:
+        st.started = stamp
+    if st.state == OK:
+        st.state, st.since = PENDING, stamp
+    if st.state == PENDING and st.failures >= pol.failure_threshold:
+        st.state, st.since, st.severity = FIRING, st.started, sev
+    elif was_firing:
+        # A firing alert changes severity only when the new one holds for failure_threshold rounds.
+        if sev == st.severity:
+            st.shift, st.shift_count = None, 0
+        else:
+            st.shift_count = st.shift_count + 1 if st.shift == sev else 1
+            st.shift = sev
+            if st.shift_count >= pol.failure_threshold:
+                st.severity, st.shift, st.shift_count = sev, None, 0
+
+
+def _notify(
+    st: TargetState, result: ProbeResult, pol: Policy, now: datetime, stamp: str, muting: Window | None
+) -> Notification | None:
+    desired = st.severity if st.state == FIRING else None
+    if desired != st.notified:
+        if muting is not None:
+            st.muted_by = st.muted_by or muting.name
+            return None
+        kind = NEW if st.notified is None else (RESOLVED if desired is None else CHANGED)
+        note = _make(st, result, kind, desired, st.notified, stamp)
+        st.notified, st.last_notified, st.muted_by = desired, stamp, None
+        return note
+    if muting is not None:
+        return None
+    st.muted_by = None  # whatever changed inside a window changed back: nothing to report
+    if (
+        desired is not None
+        and pol.repeat_interval_s
+        and st.last_notified
+        and (now - parse_iso(st.last_notified)).total_seconds() >= pol.repeat_interval_s
+    ):
+        st.last_notified = stamp
+        return _make(st, result, REMINDER, desired, desired, stamp)
+    return None
+
+
+def _make(st: TargetState, r: ProbeResult, kind: str, sev: str | None, prev: str | None, stamp: str) -> Notification:
+    since = (st.since if kind == RESOLVED else st.started) or stamp
+    digest = hashlib.sha256(f"{r.target}|{kind}|{st.started}|{stamp}".encode()).hexdigest()[:20]
+    d = r.diagnosis
+    return Notification(
+        id=digest,
+        target=r.target,
+        kind=kind,
+        severity=sev,
+        previous=prev,
+        status=r.status,
+        target_kind=r.kind,
+        url=r.url,
+        since=since,
+        started=st.started,
+        at=stamp,
+        code=d.code if d else None,
+        message=d.message if d else None,
+        remedy=d.remedy if d else None,
+        http_status=r.http_status,
+        timings={k: round(v, 1) for k, v in r.phases_ms.items() if v is not None},
+        failed=[
+            f"{a.ip}:{a.port} {a.diagnosis.code if a.diagnosis else a.status}" for a in r.addresses if a.status == DOWN
+        ],
+        maintenance=st.muted_by,
+    )

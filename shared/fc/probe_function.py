@@ -1,0 +1,132 @@
+"""The probe function: event -> config -> probe round -> one log line per target -> summary.
+
+Kept free of anything but the probe path, so the FC handler's cold start imports only this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any
+
+from shared import logs
+from shared.config.load import Config, ConfigError, load_config
+from shared.credentials.tokens import shared_provider
+from shared.fc.events import BadEvent, parse_probe_event
+from shared.probe.engine import Prober
+from shared.verdict.result import DEGRADED, DOWN, UP, ProbeResult
+
+# Warm-instance cache: the parsed config (reloaded when the file changes) and its prober.
+_cache: dict[str, Any] = {}
+
+
+def _prober(config_path: str | None) -> Prober:
+    from shared.config.load import find_config
+
+    path = find_config(config_path)
+    mtime = os.stat(path).st_mtime if os.path.exists(path) else None
+    key = (path, mtime)
+    if _cache.get("key") != key:
+        config: Config = load_config(path)
+        # One provider for the warm instance: cached kms:/eas: values outlive config reloads.
+        tokens = shared_provider()
+        tokens.configure(config.cloud)
+        _cache.update(key=key, prober=Prober(config, tokens))
+    return _cache["prober"]
+
+
+def _alert_config(config: Config) -> Any:
+    """The validated alerting sections, cached with the config; None when none are configured.
+    shared.alerts.config (and its channels) is imported only when the config has alerting sections."""
+    raw = config.raw
+    if not any(k in raw for k in ("alerts", "state", "maintenance")) and not any(
+        isinstance(t, dict) and "alerts" in t for t in raw.get("targets") or []
+    ):
+        return None
+    if _cache.get("alerts_for") is not config:
+        from shared.alerts.config import load_alert_config
+
+        alerts = load_alert_config(config)
+        store = alerts.store
+        if os.environ.get("FC_FUNCTION_NAME") and store.backend == "file" and store.path is None:
+            # Once per config load: FC recycles instances, and /tmp goes with them.
+            logs.get_logger("vpcprobe.alerts").warning(
+                "state_not_durable",
+                message="alert state is in /tmp and is lost when FC recycles the instance: set "
+                "state.path to a NAS mount, or state.backend: oss",
+            )
+        _cache.update(alerts_for=config, alerts=alerts)
+    return _cache["alerts"]
+
+
+def _alert_step(prober: Prober, alerts: Any, results: list[ProbeResult], request_id: str | None) -> dict[str, Any]:
+    """Decide, send and save after the round; a store or channel failure never loses the round's results."""
+    from shared.alerts.step import run_alerts
+
+    known = [t.name for t in prober.config.targets]
+    try:
+        step = run_alerts(alerts, results, tokens=prober.tokens, known_targets=known, request_id=request_id)
+        return asyncio.run(step)
+    except Exception as exc:
+        logs.get_logger("vpcprobe.alerts").error("alerts_failed", error=exc, request_id=request_id)
+        return {"error": logs.redact_text(f"{type(exc).__name__}: {exc}")}
+
+
+def summarize(results: list[ProbeResult]) -> dict[str, Any]:
+    counts = {s: sum(1 for r in results if r.status == s) for s in (UP, DEGRADED, DOWN)}
+    return {
+        "ok": counts[DEGRADED] == 0 and counts[DOWN] == 0,
+        "targets": len(results),
+        **counts,
+        "results": [
+            {
+                "target": r.target,
+                "status": r.status,
+                "code": r.diagnosis.code if r.diagnosis else None,
+                "total_ms": r.to_dict()["phases_ms"]["total"],
+            }
+            for r in results
+        ],
+    }
+
+
+def run_probe_event(
+    event: Any, context: Any = None, *, config_path: str | None = None
+) -> tuple[dict[str, Any], list[ProbeResult]]:
+    """One round for a timer or invoke event: the summary FC returns, and the full results."""
+    log = logs.get_logger("vpcprobe.probe")
+    request_id = getattr(context, "request_id", None)
+    try:
+        request = parse_probe_event(event)
+    except BadEvent as exc:
+        log.error("bad_event", error=str(exc), request_id=request_id)
+        return {"ok": False, "error": f"bad event: {exc}"}, []
+    try:
+        prober = _prober(config_path)
+        prober.tokens.set_context(context)  # python3.10: context.credentials, fresh per invocation
+        prober.config.select(request.targets)
+        alerts = _alert_config(prober.config)  # a broken alerts section is a config error: nothing runs
+        results = asyncio.run(prober.run_round(request.targets))
+    except ConfigError as exc:
+        log.error("config_error", problems=exc.problems, request_id=request_id)
+        return {"ok": False, "error": "config error", "problems": exc.problems}, []
+    for result in results:
+        log.info("probe", source=request.source, request_id=request_id, **result.to_dict())
+    summary = summarize(results)
+    if request.alert and alerts is not None:
+        summary["alerts"] = _alert_step(prober, alerts, results, request_id)
+    log.info(
+        "round",
+        source=request.source,
+        trigger_time=request.trigger_time,
+        request_id=request_id,
+        **{k: v for k, v in summary.items() if k != "results"},
+    )
+    return summary, results
+
+
+def handle(event: Any, context: Any = None, *, config_path: str | None = None) -> str:
+    """The FC handler's body: returns the round summary as JSON text (FC's return type)."""
+    summary, _results = run_probe_event(event, context, config_path=config_path)
+    return json.dumps(summary)

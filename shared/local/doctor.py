@@ -1,0 +1,110 @@
+"""`vpcprobe doctor URL`: one endpoint, step by step, in the order the seed FAQ troubleshoots.
+
+URL rules -> DNS (private?) -> TCP per address -> TLS -> HTTP -> auth -> path, each with the
+remedy the docs give. It reuses the probe engine, then explains what the engine saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit
+
+from shared.config.load import Config, ProbeSettings, Target, urls
+from shared.credentials.tokens import CredentialRef
+from shared.probe.engine import Prober
+from shared.verdict.codes import diagnose
+from shared.verdict.result import ProbeResult
+
+OK, FAIL, WARN, SKIP = "ok  ", "FAIL", "warn", "--  "
+
+
+def _target_for(url: str, token_env: str | None) -> tuple[Target, list[tuple[str, str, str]]]:
+    """A throwaway target for the URL; a URL-rule failure is reported, then probed as given anyway."""
+    steps: list[tuple[str, str, str]] = []
+    host = (urlsplit(url).hostname or "").lower()
+    kind = "eas" if "pai-eas" in host or "/api/predict/" in url else "dashscope"
+    api_path = None
+    try:
+        if kind == "eas":
+            ep, api_path = urls.eas_endpoint(url)
+        else:
+            ep, _mode = urls.dashscope_endpoint(url)
+        steps.append((OK, "URL rules", f"{ep.form} endpoint, {ep.scheme} on port {ep.port}"))
+        for w in ep.warnings:
+            steps.append((WARN, "URL rules", w))
+    except urls.UrlError as exc:
+        steps.append((FAIL, "URL rules", str(exc)))
+        parts = urlsplit(url)
+        scheme = parts.scheme or "http"
+        form = "privatelink-default" if ".privatelink." in host else "custom"
+        ep = urls.Endpoint(kind, form, scheme, host, parts.port or (443 if scheme == "https" else 80), "")
+        api_path = parts.path.rstrip("/") or None
+    cred = CredentialRef("env", token_env) if token_env else None
+    mode = "http" if api_path else "models"
+    probe = ProbeSettings(mode=mode, path=api_path, retries=0, timeout_s=5.0)
+    auth = "raw" if kind == "eas" else "bearer"
+    return Target("doctor", kind, ep, "compatible", None, cred, auth, probe), steps
+
+
+def _render(result: ProbeResult, steps: list[tuple[str, str, str]]) -> str:
+    lines = [f"vpcprobe doctor {result.url}", ""]
+    lines += [f"[{mark}] {name}: {text}" for mark, name, text in steps]
+    code = result.diagnosis.code if result.diagnosis else None
+    dns_ms = result.phases_ms.get("dns")
+    if code == "dns_unresolved":
+        lines.append(f"[{FAIL}] DNS: {result.diagnosis.message}")
+    else:
+        for a in result.addresses:
+            where = "private" if a.private else "PUBLIC"
+            lines.append(f"[{OK if a.private else WARN}] DNS: {a.ip} ({where}) in {dns_ms:.0f} ms")
+    for a in result.addresses:
+        acode = a.diagnosis.code if a.diagnosis else None
+        connect = a.phases_ms.get("connect")
+        if connect is not None:
+            lines.append(f"[{OK}] TCP {a.ip}:{a.port}: connected in {connect:.0f} ms")
+        else:
+            lines.append(f"[{FAIL}] TCP {a.ip}:{a.port}: {a.diagnosis.message if a.diagnosis else 'not reached'}")
+            continue
+        tls = a.phases_ms.get("tls")
+        if tls is not None:
+            days = f", certificate valid {a.tls_days_left} more days" if a.tls_days_left is not None else ""
+            lines.append(f"[{OK}] TLS: handshake in {tls:.0f} ms{days}")
+        elif acode in ("tls_failed", "tls_on_http_only"):
+            lines.append(f"[{FAIL}] TLS: {a.diagnosis.message}")
+            continue
+        if a.http_status is None:
+            lines.append(f"[{FAIL}] HTTP: {a.diagnosis.message if a.diagnosis else 'no response'}")
+            continue
+        lines.append(f"[{OK}] HTTP: status {a.http_status}, first byte after {a.phases_ms.get('ttfb') or 0:.0f} ms")
+        auth_bad = acode in ("unauthorized", "forbidden")
+        lines.append(f"[{FAIL if auth_bad else OK}] auth: {a.diagnosis.message if auth_bad else 'accepted'}")
+        path_bad = acode in ("path_not_found", "eas_service_not_found")
+        lines.append(f"[{FAIL if path_bad else OK}] path: {a.diagnosis.message if path_bad else 'found'}")
+    lines.append("")
+    if result.diagnosis:
+        lines.append(f"verdict: {result.status.upper()} — {result.diagnosis.code}: {result.diagnosis.message}")
+        lines.append(f"remedy: {result.diagnosis.remedy}")
+    else:
+        lines.append(f"verdict: {result.status.upper()}")
+    return "\n".join(lines)
+
+
+def run_doctor(url: str, token_env: str | None = None) -> tuple[int, str]:
+    """Diagnose one URL; returns (exit code, report). A string that is not an http(s) URL is exit 2."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        return 2, f"vpcprobe doctor: '{url}' is not a valid URL: {exc}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return 2, (
+            f"vpcprobe doctor: '{url}' is not an http(s) URL; give the endpoint as you would call it, e.g. "
+            "http://ep-xxx.dashscope.ap-southeast-1.privatelink.aliyuncs.com"
+        )
+    target, steps = _target_for(url, token_env)
+    config = Config("<doctor>", None, (target,), {})
+    result = asyncio.run(Prober(config).probe_target(target))
+    if token_env is None and result.diagnosis and result.diagnosis.code == "unauthorized":
+        result.diagnosis = diagnose("unauthorized", "no token sent: pass --token-env NAME")
+    failed = any(mark == FAIL for mark, _, _ in steps) or result.status != "up"
+    return (1 if failed else 0), _render(result, steps)

@@ -1,0 +1,42 @@
+"""Human-readable rendering of probe results (the CLI table and `serve`'s round lines)."""
+
+from __future__ import annotations
+
+from shared.verdict.result import ProbeResult
+
+_MARK = {"up": "UP", "degraded": "DEGRADED", "down": "DOWN"}
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def render_table(results: list[ProbeResult], *, remedies: bool = True, warnings: bool = True) -> str:
+    header = ("TARGET", "STATUS", "HTTP", "ADDR", "DNS", "CONNECT", "TLS", "TTFB", "TOTAL", "DIAGNOSIS")
+    rows = [header]
+    for r in results:
+        p = r.phases_ms
+        ok = sum(1 for a in r.addresses if a.status != "down")
+        rows.append(
+            (
+                r.target,
+                _MARK.get(r.status, r.status),
+                str(r.http_status or "-"),
+                f"{ok}/{len(r.addresses)}",
+                _ms(p.get("dns")),
+                _ms(p.get("connect")),
+                _ms(p.get("tls")),
+                _ms(p.get("ttfb")),
+                _ms(p.get("total")),
+                r.diagnosis.code if r.diagnosis else "",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    if remedies:
+        for r in results:
+            if r.diagnosis:
+                lines.append(f"\n{r.target}: {r.diagnosis.message}\n  fix: {r.diagnosis.remedy}")
+            for w in r.warnings if warnings else ():
+                lines.append(f"{r.target}: warning: {w}")
+    return "\n".join(lines)

@@ -1,0 +1,84 @@
+"""The probe result: the one shape that logs, `--json`, the status page and alerts all share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from shared.verdict.codes import Diagnosis
+
+UP, DEGRADED, DOWN = "up", "degraded", "down"
+PHASES = ("dns", "connect", "tls", "ttfb", "total")
+
+
+def now_rfc3339() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _round(phases: dict[str, float | None]) -> dict[str, float | None]:
+    return {k: (None if phases.get(k) is None else round(phases[k], 1)) for k in PHASES}
+
+
+@dataclass
+class AddressResult:
+    ip: str
+    port: int
+    private: bool
+    status: str = DOWN
+    phases_ms: dict[str, float | None] = field(default_factory=dict)
+    http_status: int | None = None
+    diagnosis: Diagnosis | None = None
+    attempts: int = 0
+    tls_days_left: int | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "ip": self.ip,
+            "port": self.port,
+            "private": self.private,
+            "status": self.status,
+            "http_status": self.http_status,
+            "phases_ms": _round(self.phases_ms),
+            "attempts": self.attempts,
+            "error": None if self.diagnosis is None else f"{self.diagnosis.code}: {self.diagnosis.message}",
+        }
+
+
+@dataclass
+class ProbeResult:
+    target: str
+    kind: str
+    url: str
+    status: str
+    http_status: int | None = None
+    phases_ms: dict[str, float | None] = field(default_factory=dict)
+    addresses: list[AddressResult] = field(default_factory=list)
+    diagnosis: Diagnosis | None = None
+    checked_at: str = field(default_factory=now_rfc3339)
+    form: str | None = None
+    mode: str | None = None
+    tls_days_left: int | None = None
+    warnings: list[str] = field(default_factory=list)
+    # eas: credentials: what DescribeService said, {"status", "running", "total"}.
+    eas_service: dict | None = None
+    # A 401 made the probe fetch the credential again and retry with the new value.
+    credential_refreshed: bool = False
+
+    def to_dict(self) -> dict:
+        return {
+            "target": self.target,
+            "kind": self.kind,
+            "url": self.url,
+            "status": self.status,
+            "http_status": self.http_status,
+            "phases_ms": _round(self.phases_ms),
+            "addresses": [a.to_dict() for a in self.addresses],
+            "diagnosis": None if self.diagnosis is None else self.diagnosis.to_dict(),
+            "checked_at": self.checked_at,
+            "form": self.form,
+            "mode": self.mode,
+            "tls_days_left": self.tls_days_left,
+            "warnings": list(self.warnings),
+            "eas_service": None if self.eas_service is None else dict(self.eas_service),
+            "credential_refreshed": self.credential_refreshed,
+        }

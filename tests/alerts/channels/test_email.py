@@ -1,0 +1,112 @@
+"""Email: the channel against a loopback SMTP server over real TLS (465-style SSL and STARTTLS), with AUTH."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from shared.alerts.channels.email import Email
+from shared.credentials.tokens import CredentialRef, TokenProvider
+from shared.local.smtp_sink import SmtpSink
+from tests.alert_fixtures import firing, message
+
+USER, PASSWORD = "alerts@example.com", "smtp-canary-password-5"
+TOKENS = TokenProvider(environ={"SMTP_PASSWORD": PASSWORD, "WRONG": "not-the-password"})
+
+
+@pytest.fixture(scope="module", params=["ssl", "starttls"])
+def sink(request):
+    s = SmtpSink(request.param, users={USER: PASSWORD}).start()
+    yield s
+    s.stop()
+
+
+def channel(sink: SmtpSink, **kw) -> Email:
+    return Email(
+        "mail",
+        "127.0.0.1",
+        "vpcprobe <alerts@example.com>",
+        ("oncall@example.com",),
+        port=sink.port,
+        security=kw.pop("security", sink.mode),
+        username=USER,
+        password=CredentialRef("env", kw.pop("password_env", "SMTP_PASSWORD")),
+        cc=("lead@example.com",),
+        ca_bundle=kw.pop("ca_bundle", sink.ca_path),
+        timeout_s=5,
+        **kw,
+    )
+
+
+def send(ch: Email, msg):
+    return asyncio.run(ch.send(msg, TOKENS))
+
+
+def test_multipart_mail_with_login_over_tls(sink):
+    sink.messages.clear()
+    msg = message(firing(["qwen-a", "llm-<eas>"]), status_page_url="https://status.example.com/?a=1&b=2")
+    d = send(channel(sink), msg)
+    assert d.ok, d.error
+    [got] = sink.messages
+    assert got["tls"] and got["user"] == USER
+    assert got["rcpt_tos"] == ["oncall@example.com", "lead@example.com"]  # to + cc
+    mail = got["message"]
+    assert mail["From"] == "vpcprobe <alerts@example.com>" and mail["Cc"] == "lead@example.com"
+    assert mail["Subject"] == "[vpcprobe] CRITICAL: 2 alerting (2 critical) — llm-<eas>, qwen-a"
+    assert mail["Message-ID"] == f"<vpcprobe.{msg.id}@example.com>"
+    assert mail["Auto-Submitted"] == "auto-generated"
+    assert [p.get_content_type() for p in mail.iter_parts()] == ["text/plain", "text/html"]
+    text = mail.get_body(("plain",)).get_content()
+    html = mail.get_body(("html",)).get_content()
+    assert "🔴 FIRING · CRITICAL — qwen-a (dashscope)" in text and "failed addresses: 127.0.0.2:80" in text
+    assert "llm-&lt;eas&gt;" in html and "llm-<eas>" not in html  # escaped
+    assert 'href="https://status.example.com/?a=1&amp;b=2"' in html
+
+
+def test_message_id_is_stable_for_the_same_notifications(sink):
+    notes = firing(["a", "b"])
+    first = channel(sink).build(message(notes))
+    again = channel(sink).build(message(list(reversed(notes))))
+    other = channel(sink).build(message(notes[:1]))
+    assert first["Message-ID"] == again["Message-ID"] != other["Message-ID"]
+
+
+def test_wrong_password_is_refused_without_showing_it(sink):
+    d = send(channel(sink, password_env="WRONG"), message(firing(["a"])))
+    assert not d.ok and not d.ambiguous
+    assert d.error == f"127.0.0.1:{sink.port}: login as {USER} refused (535)"
+
+
+def test_certificate_is_verified(sink):
+    d = send(channel(sink, ca_bundle=None), message(firing(["a"])))
+    assert not d.ok and not d.ambiguous and "TLS failed" in d.error and "CERTIFICATE_VERIFY_FAILED" in d.error
+
+
+def test_server_reply_on_data_is_a_definite_failure(sink):
+    sink.fail_next(554, "5.7.1 message rejected")
+    d = send(channel(sink), message(firing(["a"])))
+    assert not d.ok and not d.ambiguous and "answered 554 during send: 5.7.1 message rejected" in d.error
+
+
+def test_connection_lost_after_data_is_ambiguous(sink):
+    sink.messages.clear()
+    sink.drop_next()
+    d = send(channel(sink), message(firing(["a"])))
+    assert not d.ok and d.ambiguous and "during send" in d.error
+    assert len(sink.messages) == 1  # it did arrive: that is why the retry keeps the Message-ID
+
+
+def test_ssl_against_a_starttls_port_fails_fast():
+    with SmtpSink("starttls", users={USER: PASSWORD}) as sink:
+        d = send(channel(sink, security="ssl"), message(firing(["a"])))
+    assert not d.ok and not d.ambiguous and "TLS failed during connect" in d.error
+
+
+def test_refused_port_is_definite():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        ch = Email("m", "127.0.0.1", "a@example.com", ("b@example.com",), port=s.getsockname()[1], timeout_s=2)
+        d = asyncio.run(ch.send(message(firing(["a"])), TOKENS))
+    assert not d.ok and not d.ambiguous and "during connect" in d.error

@@ -1,0 +1,176 @@
+"""The alert state machine, fed round by round with an injected clock (no sleeping, no sockets)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, time, timedelta, timezone
+
+import pytest
+
+from shared.alerts.policy import (
+    CHANGED,
+    CRITICAL,
+    FIRING,
+    NEW,
+    OK,
+    PENDING,
+    REMINDER,
+    RESOLVED,
+    WARNING,
+    Policy,
+    TargetState,
+    Window,
+    decide,
+)
+from tests.alert_fixtures import T0, at, result
+
+DEFAULT = Policy()
+
+
+def run(statuses, *, policy=DEFAULT, windows=(), name="qwen", step=1.0, start=0.0, state=None):
+    """Feed one status per round (minutes apart); returns (state, [(round index, notification)])."""
+    state = state if state is not None else {}
+    notes = []
+    for i, status in enumerate(statuses):
+        now = at(start + i * step)
+        state, out = decide([result(name, status, now)], state, now, policy=policy, windows=windows)
+        notes += [(i, n) for n in out]
+    return state, notes
+
+
+def test_two_failed_rounds_fire_and_the_first_is_only_pending():
+    state, notes = run(["up", "down"])
+    assert notes == [] and state["qwen"].state == PENDING and state["qwen"].failures == 1
+    state, notes = run(["down"], state=state, start=2)
+    assert [(n.kind, n.severity, n.status) for _, n in notes] == [(NEW, CRITICAL, "down")]
+    note = notes[0][1]
+    assert note.since == note.started == "2026-11-22T01:01:00Z"  # the first failed round, not the second
+    assert state["qwen"].state == FIRING and state["qwen"].notified == CRITICAL
+
+
+def test_flapping_never_fires_with_threshold_2():
+    state, notes = run(["down", "up"] * 15)
+    assert notes == []
+    assert state["qwen"].state in (OK, PENDING) and state["qwen"].notified is None
+
+
+def test_thresholds_are_configurable():
+    _, notes = run(["down"], policy=Policy(failure_threshold=1))
+    assert [i for i, _ in notes] == [0]
+    _, notes = run(["down", "down", "down"], policy=Policy(failure_threshold=3))
+    assert [i for i, _ in notes] == [2]
+
+
+def test_recovery_after_success_threshold_and_says_how_long_it_was_down():
+    pol = Policy(success_threshold=2)
+    state, notes = run(["down", "down", "up", "down", "up", "up"], policy=pol)
+    assert [(i, n.kind) for i, n in notes] == [(1, NEW), (5, RESOLVED)]
+    resolved = notes[1][1]
+    assert resolved.severity is None and resolved.previous == CRITICAL and resolved.status == "up"
+    assert resolved.since == "2026-11-22T01:04:00Z"  # the first good round of the streak that resolved it
+    assert resolved.started == "2026-11-22T01:00:00Z"
+    assert state["qwen"].state == OK and state["qwen"].notified is None
+
+
+def test_reminders_every_repeat_interval_while_firing():
+    statuses = ["down"] * 150  # 2.5 hours of a round a minute
+    _, notes = run(statuses, policy=Policy(repeat_interval_s=3600))
+    assert [(i, n.kind) for i, n in notes] == [(1, NEW), (61, REMINDER), (121, REMINDER)]
+    _, notes = run(statuses, policy=Policy(repeat_interval_s=None))
+    assert [n.kind for _, n in notes] == [NEW]
+
+
+def test_degraded_at_its_own_severity_or_ignored():
+    _, notes = run(["degraded", "degraded"])
+    assert [(n.kind, n.severity) for _, n in notes] == [(NEW, WARNING)]
+    _, notes = run(["degraded", "degraded"], policy=Policy(degraded=CRITICAL))
+    assert [n.severity for _, n in notes] == [CRITICAL]
+    # ignore: degraded is a good round, so it never fires and it resolves a down alert
+    _, notes = run(["degraded", "degraded", "down", "down", "degraded"], policy=Policy(degraded="ignore"))
+    assert [(i, n.kind) for i, n in notes] == [(3, NEW), (4, RESOLVED)]
+
+
+def test_severity_change_while_firing_needs_threshold_rounds():
+    _, notes = run(["degraded", "degraded", "down", "degraded", "down", "down"])
+    assert [(i, n.kind, n.severity, n.previous) for i, n in notes] == [
+        (1, NEW, WARNING, None),
+        (5, CHANGED, CRITICAL, WARNING),
+    ]
+
+
+def test_maintenance_mutes_and_reports_what_is_still_true_when_it_ends():
+    # 10:02-10:06 Asia/Shanghai = 02:02-02:06 UTC = rounds 62..65 of this run
+    window = Window(
+        "upgrade",
+        "Asia/Shanghai",
+        ("qwen",),
+        start=datetime(2026, 11, 22, 10, 2, tzinfo=timezone(timedelta(hours=8))),
+        end=datetime(2026, 11, 22, 10, 6, tzinfo=timezone(timedelta(hours=8))),
+    )
+    statuses = ["up"] * 62 + ["down"] * 6  # goes down inside the window, still down after it
+    _, notes = run(statuses, windows=[window])
+    assert [(i, n.kind) for i, n in notes] == [(66, NEW)]
+    assert notes[0][1].maintenance == "upgrade"
+    assert notes[0][1].since == "2026-11-22T02:02:00Z"  # when it really started, inside the window
+    # fired and recovered inside the window: nothing to say afterwards
+    statuses = ["up"] * 62 + ["down", "down", "up", "up", "up", "up"]
+    _, notes = run(statuses, windows=[window])
+    assert notes == []
+    # other targets are not muted
+    _, notes = run(["up"] * 62 + ["down"] * 2, windows=[window], name="other")
+    assert [(i, n.kind) for i, n in notes] == [(63, NEW)]
+
+
+def test_alert_firing_before_a_window_resolves_after_it():
+    window = Window("w", "UTC", (), start=at(3), end=at(6))
+    _, notes = run(["down", "down", "down", "up", "up", "up", "up", "up"], windows=[window])
+    assert [(i, n.kind) for i, n in notes] == [(1, NEW), (6, RESOLVED)]
+    assert notes[1][1].maintenance == "w"
+
+
+def test_recurring_window_in_a_time_zone_crossing_midnight():
+    # every Saturday 23:30 for 2 hours, Shanghai time: Sat 15:30 UTC .. Sat 17:30 UTC
+    window = Window("nightly", "Asia/Shanghai", daily=time(23, 30), duration=timedelta(hours=2), days=(5,))
+    saturday = datetime(2026, 11, 28, tzinfo=timezone.utc)  # a Saturday
+    assert not window.active(saturday.replace(hour=15, minute=29))
+    assert window.active(saturday.replace(hour=15, minute=30))
+    assert window.active(saturday.replace(hour=17, minute=29))  # Sunday 01:29 local: still Saturday's window
+    assert not window.active(saturday.replace(hour=17, minute=30))
+    assert not window.active(saturday.replace(hour=15, minute=45) - timedelta(days=1))  # Friday
+
+
+def test_stale_results_from_a_slow_round_are_ignored():
+    state, _ = run(["down", "down"])
+    old = result("qwen", "up", at(0.5))  # probed before the state's last round, finishing late
+    new_state, notes = decide([old], state, at(3))
+    assert notes == [] and new_state["qwen"].state == FIRING and new_state["qwen"].successes == 0
+
+
+def test_targets_without_a_result_keep_their_state():
+    state, _ = run(["down", "down"], name="a")
+    state, notes = decide([result("b", "up", at(3))], state, at(3))
+    assert notes == [] and state["a"].state == FIRING and state["b"].state == OK
+
+
+def test_state_round_trips_through_json_and_the_notification_has_the_facts():
+    state, notes = run(["down", "down"])
+    again = {k: TargetState.from_dict(json.loads(json.dumps(v.to_dict()))) for k, v in state.items()}
+    assert again == state
+    n = notes[0][1]
+    assert n.code == "connect_refused" and n.remedy and n.target_kind == "dashscope"
+    assert n.failed == ["127.0.0.2:80 connect_refused", "127.0.0.3:80 connect_refused"]
+    assert n.timings["total"] == 5.0 and "tls" not in n.timings
+    assert len({n.id for _, n in run(["down", "down"] + ["up", "down", "down"] * 3)[1]}) == 7  # ids unique
+
+
+def test_worst_first_ordering_within_a_round():
+    state: dict = {}
+    for minute in (0, 1):
+        rs = [result("z-down", "down", at(minute)), result("a-degraded", "degraded", at(minute))]
+        state, notes = decide(rs, state, at(minute))
+    assert [n.target for n in notes] == ["z-down", "a-degraded"]
+
+
+def test_now_must_be_aware():
+    with pytest.raises(ValueError):
+        decide([], {}, T0.replace(tzinfo=None))

@@ -1,0 +1,159 @@
+"""The FC entry point with the sample events: one JSON log line per target, a summary back."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from shared.local.simulator import Simulator
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = ROOT / "events"
+PL = "ep-handler.dashscope.ap-southeast-1.privatelink.aliyuncs.com"
+EAS = "1234567890.vpc.ap-southeast-1.pai-eas.aliyuncs.com"
+
+
+def load_entry():
+    spec = importlib.util.spec_from_file_location("probe_index", ROOT / "functions" / "probe" / "index.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def sim():
+    s = Simulator(
+        hosts=("127.0.0.2",),
+        api_keys={"sk-handler-canary-1": "ap-southeast-1"},
+        eas_services={"llm_demo": "eas-handler-canary-2"},
+    ).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def config(sim, tmp_path, monkeypatch):
+    monkeypatch.setenv("DS_KEY", "sk-handler-canary-1")
+    monkeypatch.setenv("EAS_TOKEN", "eas-handler-canary-2")
+    data = {
+        "defaults": {"timeout": "2s", "retries": 0},
+        "resolve": {PL: f"127.0.0.2:{sim.port}", EAS: f"127.0.0.2:{sim.port}"},
+        "targets": [
+            {"name": "qwen-privatelink", "kind": "dashscope", "endpoint": f"http://{PL}", "credential": "env:DS_KEY"},
+            {
+                "name": "llm-eas-vpc",
+                "kind": "eas",
+                "endpoint": f"http://{EAS}/api/predict/llm_demo",
+                "credential": "env:EAS_TOKEN",
+            },
+        ],
+    }
+    path = tmp_path / "vpcprobe.yaml"
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("VPCPROBE_CONFIG", str(path))
+    return path
+
+
+def log_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def test_timer_event_probes_every_target(config, capsys):
+    summary = json.loads(load_entry().handler((EVENTS / "timer.json").read_bytes(), None))
+    assert (summary["ok"], summary["targets"], summary["up"]) == (True, 2, 2)
+    out = capsys.readouterr().out
+    probes = [line for line in log_lines(out) if line["event"] == "probe"]
+    assert [p["target"] for p in probes] == ["qwen-privatelink", "llm-eas-vpc"]
+    for p in probes:
+        assert {
+            "target",
+            "kind",
+            "url",
+            "status",
+            "http_status",
+            "phases_ms",
+            "addresses",
+            "diagnosis",
+            "checked_at",
+        } <= set(p)
+        assert p["source"] == "timer"
+    assert "sk-handler-canary-1" not in out and "eas-handler-canary-2" not in out
+
+
+def test_timer_payload_and_invoke_narrow_targets(config, capsys):
+    entry = load_entry()
+    summary = json.loads(entry.handler((EVENTS / "timer-targets.json").read_bytes(), None))
+    assert [r["target"] for r in summary["results"]] == ["llm-eas-vpc"]
+    summary = json.loads(entry.handler((EVENTS / "invoke.json").read_bytes(), None))
+    assert [r["target"] for r in summary["results"]] == ["qwen-privatelink"]
+
+
+def test_down_target_reported_with_diagnosis(config, sim, capsys):
+    sim.set_eas_service("llm_demo", token="eas-handler-canary-2", state="unready")
+    try:
+        summary = json.loads(load_entry().handler(b"{}", None))
+    finally:
+        sim.set_eas_service("llm_demo", token="eas-handler-canary-2", state="running")
+    assert (summary["ok"], summary["down"]) == (False, 1)
+    assert {r["target"]: r["code"] for r in summary["results"]}["llm-eas-vpc"] == "no_ready_instance"
+
+
+@pytest.mark.parametrize(
+    "event,message",
+    [(b"{oops", "bad event: event is not valid JSON"), (b'{"targets": ["nope"]}', "config error")],
+)
+def test_bad_events_answer_clearly(config, capsys, event, message):
+    summary = json.loads(load_entry().handler(event, None))
+    assert summary["ok"] is False and message in summary["error"]
+    assert any(line["level"] == "error" for line in log_lines(capsys.readouterr().out))
+
+
+def test_bad_config_runs_nothing(tmp_path, monkeypatch, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "targets:\n  - name: x\n    kind: dashscope\n    endpoint: https://ep-a.dashscope.cn-beijing.privatelink.aliyuncs.com\n"
+    )
+    monkeypatch.setenv("VPCPROBE_CONFIG", str(bad))
+    summary = json.loads(load_entry().handler(b"", None))
+    assert summary["error"] == "config error"
+    assert any("targets[x].endpoint" in p and "only HTTP" in p for p in summary["problems"])
+
+
+def test_handler_import_is_light():
+    """Cold start: importing the entry point must not pull in the cloud SDKs or the simulator."""
+    code = (
+        "import sys; sys.path.insert(0, 'functions/probe'); import index; "
+        "bad = [m for m in sys.modules if m.startswith(('alibabacloud', 'Tea', 'fc2', 'oss2', 'aiohttp', "
+        "'shared.local.simulator', 'trustme', 'cryptography'))]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("version", ["3.10", "3.12"])
+def test_handler_imports_on_fc_pythons(version):
+    """FC runs python3.10 and python3.12: the handler's modules must at least compile and import there."""
+    pyenv = Path.home() / ".pyenv" / "versions"
+    found = sorted(pyenv.glob(f"{version}.*/bin/python")) if pyenv.exists() else []
+    if not found:
+        pytest.skip(f"no python{version} on this machine")
+    proc = subprocess.run(
+        [str(found[-1]), "-m", "compileall", "-q", "shared", "functions"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,0 +1,148 @@
+"""The `vpcprobe` command: check, targets, doctor, serve --demo; exit codes 0 / 1 / 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from shared.local.cli import main
+from shared.local.simulator import Fault, Simulator
+
+ROOT = Path(__file__).resolve().parents[2]
+PL = "ep-cli.dashscope.ap-southeast-1.privatelink.aliyuncs.com"
+
+
+@pytest.fixture(scope="module")
+def sim():
+    s = Simulator(hosts=("127.0.0.2", "127.0.0.3"), api_keys={"sk-cli-key-123": "ap-southeast-1"}).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def cfg(sim, tmp_path, monkeypatch):
+    monkeypatch.setenv("DS_KEY", "sk-cli-key-123")
+    data = {
+        "defaults": {"timeout": "2s", "retries": 0},
+        "resolve": {PL: [f"127.0.0.2:{sim.port}", f"127.0.0.3:{sim.port}"]},
+        "targets": [
+            {"name": "a", "kind": "dashscope", "endpoint": f"http://{PL}", "credential": "env:DS_KEY"},
+            {
+                "name": "b",
+                "kind": "dashscope",
+                "endpoint": f"http://{PL}",
+                "credential": "env:DS_KEY",
+                "probe": {"mode": "http", "path": "/compatible-mode/v1/nothing"},
+            },
+        ],
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def test_check_all_up_exits_0(cfg, capsys):
+    assert main(["check", "-c", cfg, "--target", "a"]) == 0
+    out = capsys.readouterr().out
+    assert "TARGET" in out and "UP" in out
+
+
+def test_check_json_one_object_per_target_exit_1(cfg, capsys):
+    assert main(["check", "-c", cfg, "--json"]) == 1
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["target"] for x in lines] == ["a", "b"]
+    assert lines[1]["status"] == "down" and lines[1]["diagnosis"]["code"] == "path_not_found"
+    assert "sk-cli-key-123" not in json.dumps(lines)
+
+
+def test_check_usage_and_config_errors_exit_2(cfg, tmp_path, capsys):
+    assert main(["check", "-c", cfg, "--target", "zzz"]) == 2
+    assert "unknown target(s) zzz" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("targets: []\n")
+    assert main(["check", "-c", str(bad)]) == 2
+    assert f"{bad}: targets: must be a non-empty list" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["check", "--bogus"])
+    assert info.value.code == 2
+
+
+def test_targets_lists_urls_without_sending(cfg, sim, capsys):
+    before = len(sim.requests)
+    assert main(["targets", "-c", cfg, "--json"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert rows[0]["url"] == f"http://{PL}/compatible-mode/v1/models"
+    assert rows[0]["auth"] == "bearer (env:DS_KEY)" and rows[0]["scheme"] == "http"
+    assert len(sim.requests) == before
+
+
+def test_targets_example_config_text(capsys):
+    assert main(["targets", "-c", str(ROOT / "vpcprobe.example.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "/api/predict/llm_demo/v1/chat/completions" in out and "warning:" in out
+
+
+def test_doctor_healthy_and_wrong_path(sim, monkeypatch, capsys):
+    monkeypatch.setenv("DS_KEY", "sk-cli-key-123")
+    assert main(["doctor", f"http://127.0.0.2:{sim.port}", "--token-env", "DS_KEY"]) == 0
+    out = capsys.readouterr().out
+    assert "TCP 127.0.0.2" in out and "auth: accepted" in out and "verdict: UP" in out
+    assert main(["doctor", f"http://127.0.0.2:{sim.port}/api/predict/nosuch"]) == 1
+    out = capsys.readouterr().out
+    assert "eas_service_not_found" in out and "remedy:" in out
+
+
+def test_doctor_reports_rule_violations_then_probes(sim, capsys):
+    assert main(["doctor", "https://ep-x.dashscope.ap-southeast-1.privatelink.aliyuncs.com.invalid"]) == 1
+    out = capsys.readouterr().out
+    assert "[FAIL] URL rules" in out or "[FAIL] DNS" in out
+    assert main(["doctor", "https://my_bad_host.dashscope.aliyuncs.com"]) == 1
+    assert "underscore" in capsys.readouterr().out
+
+
+def test_doctor_without_token_says_so(sim, capsys):
+    assert main(["doctor", f"http://127.0.0.2:{sim.port}"]) == 1
+    assert "--token-env" in capsys.readouterr().out
+
+
+def test_serve_demo_runs_rounds_with_the_fault_script(tmp_path, monkeypatch):
+    """`vpcprobe serve --demo` end to end in a child process: rounds print, zone B dies in round 3."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "shared", "serve", "--demo", "--schedule", "@every 1s", "--rounds", "3"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "== round 1" in out and "== round 3" in out
+    assert "zone B's endpoint ENI" in out and "zones_down" in out
+    log = (tmp_path / ".vpcprobe" / "probe.log").read_text()
+    assert '"event": "probe"' in log and "sk-demo" not in log and "eas-demo-token" not in log
+
+
+def test_python_dash_m_shared(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "shared", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0 and "check" in proc.stdout
+
+
+def test_simulator_fault_survives_between_cli_rounds(cfg, sim, capsys):
+    fid = sim.inject(Fault(route="/compatible-mode/v1/models", status=503))
+    try:
+        assert main(["check", "-c", cfg, "--target", "a"]) == 1
+        assert "model_unavailable" in capsys.readouterr().out
+    finally:
+        sim.clear(fid)
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "ep-x.dashscope.aliyuncs.com", "ftp://h/x", "http://h:99999"])
+def test_doctor_refuses_what_is_not_a_url(url, capsys):
+    assert main(["doctor", url]) == 2
+    assert "vpcprobe doctor:" in capsys.readouterr().out
