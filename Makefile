@@ -3,32 +3,48 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Tests run against the libraries FC's runtime ships (oss2 2.16.0), not the newest ones.
+CONSTRAINTS := fc-runtime-constraints.txt
 
 .PHONY: demo test test-pythons lint bench package clean
 
-$(STAMP): pyproject.toml
+# One stamp per set of extras: the demo needs the local tools, everything else all of them.
+DEMO_STAMP := $(VENV)/.installed-demo
+define install
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,cloud]'
-	touch $(STAMP)
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[$(1)]'
+	touch $@
+endef
+ALL_EXTRAS := dev,cloud,local
 
-demo: $(STAMP)
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	$(call install,$(ALL_EXTRAS))
+
+$(DEMO_STAMP): pyproject.toml $(CONSTRAINTS)
+	$(call install,local)
+
+demo: $(DEMO_STAMP)
 	$(BIN)/vpcprobe serve --demo
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_probe.py
 	$(BIN)/python scripts/bench_tokens.py
 	$(BIN)/python scripts/bench_alerts.py
+	$(BIN)/python scripts/bench_cold_start.py
 
 # Code directories for `s deploy`: one per function, dependencies built for the FC runtime's
-# Python with pip's platform options (no Docker). FC_PYTHON must match the runtime in s.yaml.
+# Python with pip's platform options (no Docker), .pyc compiled by that Python (it must be
+# installed: pyenv's or on PATH). FC_PYTHON must match the runtime in s.yaml.
 FC_PYTHON ?= 3.10
 CONFIG    ?= vpcprobe.yaml
 package: $(STAMP)
@@ -38,15 +54,19 @@ clean:
 	rm -rf $(VENV) .venv-3.* build .pytest_cache
 
 # The FC runtimes are python3.10 and python3.12: run the whole suite under each one found
-# (pyenv's or on PATH), each in its own virtualenv. Missing interpreters are reported, not faked.
+# (pyenv's or on PATH), each in its own virtualenv, reinstalled when pyproject.toml or the
+# constraints change. Missing interpreters are reported, not faked.
 FC_PYTHONS ?= 3.10 3.12
 test-pythons:
 	@for v in $(FC_PYTHONS); do \
-	  py=$$(ls -d $$HOME/.pyenv/versions/$$v.*/bin/python 2>/dev/null | tail -n 1); \
+	  py=$$(ls -d $$HOME/.pyenv/versions/$$v.*/bin/python 2>/dev/null | sort -V | tail -n 1); \
 	  [ -n "$$py" ] || py=$$(command -v python$$v); \
 	  if [ -z "$$py" ] || ! $$py -c '' 2>/dev/null; then echo "python$$v not found: skipped"; continue; fi; \
 	  echo "== python$$v ($$py)"; \
-	  [ -x .venv-$$v/bin/pytest ] || { $$py -m venv .venv-$$v && .venv-$$v/bin/pip install --quiet --upgrade pip && \
-	    .venv-$$v/bin/pip install --quiet -e '.[dev,cloud]'; } || exit 1; \
+	  stamp=.venv-$$v/.installed; \
+	  if [ ! -f $$stamp ] || [ pyproject.toml -nt $$stamp ] || [ $(CONSTRAINTS) -nt $$stamp ]; then \
+	    $$py -m venv .venv-$$v && .venv-$$v/bin/pip install --quiet --upgrade pip && \
+	    .venv-$$v/bin/pip install --quiet -c $(CONSTRAINTS) -e '.[$(ALL_EXTRAS)]' && touch $$stamp || exit 1; \
+	  fi; \
 	  .venv-$$v/bin/pytest -p no:cacheprovider || exit 1; \
 	done

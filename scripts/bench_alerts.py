@@ -20,18 +20,17 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))
 
-from alert_fixtures import result  # noqa: E402
-from fake_oss import FakeOss  # noqa: E402
-
-from shared.alerts.config import load_alert_config  # noqa: E402
 from shared.alerts.step import run_alerts  # noqa: E402
 from shared.config.load import parse_config  # noqa: E402
-from shared.credentials.tokens import TokenProvider  # noqa: E402
+from shared.credentials.provider import TokenProvider  # noqa: E402
 from shared.local.dingtalk_receiver import DingTalkReceiver  # noqa: E402
 from shared.local.smtp_sink import SmtpSink  # noqa: E402
-from shared.state.store import FileStore, OssStore  # noqa: E402
+from shared.state.file import FileStore  # noqa: E402
+from shared.state.oss import OssStore  # noqa: E402
+from tests.alert_fixtures import firing, message, result  # noqa: E402
+from tests.fake_oss import FakeOss  # noqa: E402
 
 TARGETS, TRANSITIONS, REPEAT = 200, 50, 7
 T0 = datetime(2026, 11, 22, 1, 0, tzinfo=timezone.utc)
@@ -41,18 +40,16 @@ NAMES = [f"llm-endpoint-{i:03d}" for i in range(TARGETS)]
 
 
 def alert_config(channel: dict):
-    return load_alert_config(
-        parse_config(
-            {
-                "targets": [
-                    {"name": n, "kind": "dashscope", "endpoint": f"http://ep-{i}.dashscope.cn-beijing.privatelink.aliyuncs.com"}
-                    for i, n in enumerate(NAMES)
-                ],
-                "alerts": {"failure_threshold": 2, "channels": [channel]},
-            },
-            path="bench.yaml",
-        )
-    )
+    return parse_config(
+        {
+            "targets": [
+                {"name": n, "kind": "dashscope", "endpoint": f"http://ep-{i}.dashscope.cn-beijing.privatelink.aliyuncs.com"}
+                for i, n in enumerate(NAMES)
+            ],
+            "alerts": {"failure_threshold": 2, "channels": [channel]},
+        },
+        path="bench.yaml",
+    ).alerts
 
 
 def statuses(minute: int) -> list:
@@ -79,8 +76,6 @@ def timed(alerts, store_factory, robot: DingTalkReceiver | None) -> tuple[float,
 
 def build_cost(ding, mail) -> tuple[float, float]:
     """Median ms to render the 50-entry message: DingTalk body (with truncation) and the MIME email."""
-    from alert_fixtures import firing, message
-
     msg = message(firing(NAMES[:TRANSITIONS]))
     times: tuple[list[float], list[float]] = ([], [])
     for _ in range(REPEAT):

@@ -21,7 +21,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from fakecloud import FakeCloud  # noqa: E402
 
 from shared.config.load import parse_config  # noqa: E402
-from shared.credentials.tokens import TokenProvider  # noqa: E402
+from shared.credentials.provider import TokenProvider  # noqa: E402
 from shared.probe.engine import Prober  # noqa: E402
 
 REGION = "ap-southeast-1"

@@ -4,20 +4,28 @@
 Run by `make package`. Each directory holds exactly what the function needs, so no .fcignore:
 
     build/probe/index.py        functions/probe/index.py (the handler in s.yaml: index.handler)
-    build/probe/shared/         the project's `shared` package, without caches or tests
+    build/probe/shared/         the project's `shared` package, without caches, tests, or the local
+                                tools (shared/local, shared/__main__.py: CLI, simulator, demo)
     build/probe/vpcprobe.yaml   the config (VPCPROBE_CONFIG=/code/vpcprobe.yaml in s.yaml)
     build/probe/python/         runtime dependencies (PYTHONPATH=/code/python in s.yaml)
 
 Dependencies are installed for the FC runtime, not this machine, with pip's platform options
 (no Docker, unlike `s build`): manylinux wheels for CPython <--python-version>. The list comes from
 the installed vpcprobe's metadata (pyproject.toml [project].dependencies plus the `cloud` extra,
-whose KMS / EAS SDKs resolve kms: and eas: credentials inside the function). Packages that PyPI
-ships only as source are built into wheels on this machine first; pure-Python ones (most Alibaba
-Cloud SDK helpers) then install for any platform. pip evaluates environment markers for the
+whose KMS / EAS SDKs resolve kms: and eas: credentials inside the function; never the `local`
+extra, whose packages only the local tools import; aiohttp ships all the same: those SDKs' core,
+alibabacloud-tea and darabonba-core, imports it at module level). Packages that PyPI ships only
+as source are built into wheels on this machine first; pure-Python ones (most Alibaba Cloud SDK
+helpers) then install for any platform. pip evaluates environment markers for the
 machine it runs on, not for --python-version, so a dependency only the runtime's Python needs
 (aiohttp's `async-timeout; python_version < "3.11"` when this machine runs 3.11+) would be left
 out: after installing, every package's requirements are re-read with the runtime's markers and
 whatever is missing is added.
+
+Every .py then gets a .pyc compiled by the runtime's own CPython (pyenv's or on PATH, the way
+`make test-pythons` finds it), hash-based and unchecked: /code is read-only on FC, so without them
+every cold start compiles everything it imports again, and unchecked ones are used without
+even a stat of the source. The .py files stay beside them: tracebacks show their lines.
 """
 
 from __future__ import annotations
@@ -57,6 +65,8 @@ RUNTIME_PROVIDED: dict[str, frozenset[str]] = {
 DEFAULT_EXTRAS = "cloud"
 DEFAULT_PLATFORM = "manylinux2014_x86_64"
 SKIP_IN_SHARED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "tests", "test_*.py", ".*")
+# The local tools (pyproject's `local` extra) and `python -m shared`, which starts them: not for FC.
+LOCAL_ONLY = frozenset({"local", "__main__.py"})
 
 
 class PackageError(Exception):
@@ -209,6 +219,49 @@ def target_install(
         ) from exc
 
 
+def runtime_python(python_version: str) -> Path:
+    """The runtime's CPython on this machine: pyenv's newest <version>.x, else python<version> on PATH."""
+    pyenv = Path.home() / ".pyenv" / "versions"
+    candidates = sorted(
+        pyenv.glob(f"{python_version}.*/bin/python"),
+        key=lambda p: [int(n) if n.isdigit() else 0 for n in p.parent.parent.name.split(".")],
+    )
+    on_path = shutil.which(f"python{python_version}")
+    for python in [*reversed(candidates), *([Path(on_path)] if on_path else [])]:
+        probe = subprocess.run(
+            [str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if probe.returncode == 0 and probe.stdout.strip() == python_version:
+            return python
+    raise PackageError(
+        f"python{python_version} not found (looked for {pyenv}/{python_version}.*/bin/python and "
+        f"python{python_version} on PATH): the FC runtime's Python compiles the shipped .pyc files; "
+        f"install it (e.g. `pyenv install {python_version}`)"
+    )
+
+
+def compile_tree(python: Path, out: Path) -> None:
+    """Unchecked-hash .pyc beside every .py under `out`, compiled by the runtime's `python`."""
+    command = [
+        str(python), "-m", "compileall", "-q", "-j", "0",
+        "--invalidation-mode", "unchecked-hash", str(out),
+    ]  # fmt: skip
+    result = subprocess.run(command, check=False)
+    if result.returncode != 0:
+        raise PackageError(f"compileall failed (exit {result.returncode}): {' '.join(command)}")
+
+
+def _skip_in_shared(directory: str, names: list[str]) -> set[str]:
+    """copytree's ignore: caches and tests everywhere, the local tools at the top of shared/."""
+    skipped = set(SKIP_IN_SHARED(directory, names))
+    if Path(directory) == ROOT / "shared":
+        skipped |= LOCAL_ONLY & set(names)
+    return skipped
+
+
 def read_config(path: Path) -> None:
     """Fail early, naming the file, if the config is missing or not YAML."""
     if not path.is_file():
@@ -222,8 +275,8 @@ def read_config(path: Path) -> None:
         raise PackageError(f"{path}: not valid YAML: {exc}") from exc
 
 
-def build_function(name: str, entry: Path, build_dir: Path, config: Path, deps: Path) -> Path:
-    """Assemble build/<name>/ from scratch: index.py, shared/, vpcprobe.yaml, python/."""
+def build_function(name: str, entry: Path, build_dir: Path, config: Path, deps: Path, python: Path) -> Path:
+    """Assemble build/<name>/ from scratch: index.py, shared/, vpcprobe.yaml, python/, all compiled."""
     if not entry.is_file():
         raise PackageError(f"{entry}: entry point of function {name!r} not found")
     out = build_dir / name
@@ -231,9 +284,10 @@ def build_function(name: str, entry: Path, build_dir: Path, config: Path, deps: 
         shutil.rmtree(out)
     out.mkdir(parents=True)
     shutil.copy2(entry, out / "index.py")
-    shutil.copytree(ROOT / "shared", out / "shared", ignore=SKIP_IN_SHARED)
+    shutil.copytree(ROOT / "shared", out / "shared", ignore=_skip_in_shared)
     shutil.copy2(config, out / "vpcprobe.yaml")
     shutil.copytree(deps, out / "python", symlinks=True)
+    compile_tree(python, out)
     return out
 
 
@@ -293,6 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in names:  # a failed build must not leave an old directory for `s deploy` to upload
             shutil.rmtree(build_dir / name, ignore_errors=True)
         read_config(config)
+        python = runtime_python(args.python_version)
         requirements, provided = runtime_requirements(
             project_requirements(), extras, args.python_version, args.platform
         )
@@ -303,10 +358,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="deps-", dir=build_dir) as tmp:
             deps = Path(tmp) / "python"
             install_dependencies(requirements, deps, args.python_version, args.platform)
-            built = [build_function(name, ROOT / FUNCTIONS[name], build_dir, config, deps) for name in names]
+            built = [build_function(name, ROOT / FUNCTIONS[name], build_dir, config, deps, python) for name in names]
     except PackageError as exc:
         print(f"package: error: {exc}", file=sys.stderr)
         return 1
+    print(f".pyc compiled by {python} (unchecked-hash)")
     for out in built:
         size, files = tree_size(out)
         deps_size, _ = tree_size(out / "python")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from shared.verdict.codes import diagnose
-from shared.verdict.result import DOWN, UP, AddressResult, ProbeResult
+from shared.verdict.codes import Code
+from shared.verdict.diagnose import diagnose
+from shared.verdict.result import AddressResult, ProbeResult
+from shared.verdict.status import Status
 
 T0 = datetime(2026, 11, 22, 1, 0, tzinfo=timezone.utc)
-CODE_FOR = {"down": "connect_refused", "degraded": "zones_down"}
+CODE_FOR = {"down": Code.CONNECT_REFUSED, "degraded": Code.ZONES_DOWN}
 
 
 def at(minutes: float) -> datetime:
@@ -17,21 +19,21 @@ def at(minutes: float) -> datetime:
 
 def result(name: str, status: str, when: datetime, *, kind: str = "dashscope", detail: str = "") -> ProbeResult:
     """A result as the prober would produce it: two zones, zone B failing when not up."""
-    diag = None if status == UP else diagnose(CODE_FOR[status], detail or "127.0.0.3: connection refused")
+    diag = None if status == Status.UP else diagnose(CODE_FOR[status], detail or "127.0.0.3: connection refused")
     zone_b = AddressResult(
         "127.0.0.3",
         80,
         True,
-        status=UP if status == UP else DOWN,
-        diagnosis=None if status == UP else diagnose("connect_refused", "TCP connection refused"),
+        status=Status.UP if status == Status.UP else Status.DOWN,
+        diagnosis=None if status == Status.UP else diagnose(Code.CONNECT_REFUSED, "TCP connection refused"),
         phases_ms={"dns": 0.1, "connect": 1.0, "total": 2.0},
     )
     zone_a = AddressResult(
         "127.0.0.2",
         80,
         True,
-        status=DOWN if status == DOWN else UP,
-        diagnosis=diagnose("connect_refused", "TCP connection refused") if status == DOWN else None,
+        status=Status.DOWN if status == Status.DOWN else Status.UP,
+        diagnosis=diagnose(Code.CONNECT_REFUSED, "TCP connection refused") if status == Status.DOWN else None,
         phases_ms={"dns": 0.1, "connect": 1.2, "ttfb": 3.0, "total": 5.0},
     )
     return ProbeResult(
@@ -39,7 +41,7 @@ def result(name: str, status: str, when: datetime, *, kind: str = "dashscope", d
         kind,
         f"http://ep-{name}.dashscope.ap-southeast-1.privatelink.aliyuncs.com/compatible-mode/v1/models",
         status,
-        http_status=None if status == DOWN else 200,
+        http_status=None if status == Status.DOWN else 200,
         phases_ms={"dns": 0.1, "connect": 1.2, "ttfb": 3.0, "total": 5.0},
         addresses=[zone_a, zone_b],
         diagnosis=diag,

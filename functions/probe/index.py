@@ -3,5 +3,5 @@
 from shared.fc.probe_function import handle
 
 
-def handler(event, context):
+def handler(event: bytes, context: object) -> str:
     return handle(event, context)

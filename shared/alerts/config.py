@@ -14,9 +14,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.alerts.channels import Channel, parse_channel, read_str_list
-from shared.alerts.policy import CRITICAL, IGNORE, RESOLVED, WARNING, Policy, Window
-from shared.config.load import Config, ConfigError, Reader
-from shared.state.store import StoreSettings, read_settings
+from shared.alerts.policy import DegradedPolicy, NotificationKind, Policy, Window
+from shared.config.reader import Reader
+from shared.state.settings import StoreSettings, read_settings
 
 DAYS = {d: i for i, d in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -37,13 +37,13 @@ class AlertConfig:
     def policy_for(self, target: str) -> Policy:
         return self.target_policies.get(target, self.policy)
 
-    def route(self, target: str, kind: str) -> list[str]:
+    def route(self, target: str, kind: NotificationKind) -> list[str]:
         """The channels that may deliver this notification, fallbacks in order (config order).
 
         A recovery follows the same route but stops at a channel with `send_resolved: false`: that
         channel swallows it rather than passing it on to a fallback that never saw the alert."""
         names = self.routes.get(target) or tuple(c.name for c in self.channels)
-        if kind != RESOLVED:
+        if kind != NotificationKind.RESOLVED:
             return list(names)
         by_name = {c.name: c for c in self.channels}
         out: list[str] = []
@@ -54,29 +54,24 @@ class AlertConfig:
         return out
 
 
-def load_alert_config(config: Config) -> AlertConfig | None:
-    """Validate the alerting sections of a loaded config; None when there is no `alerts:` section."""
-    raw, path = config.raw, config.path
-    if not any(key in raw for key in ("alerts", "state", "maintenance")) and not _target_blocks(raw):
-        return None
-    problems: list[str] = []
-    top = Reader(raw.get("alerts"), "alerts", problems, path)
+def read_alert_config(data: dict[str, Any], targets: list[Any], problems: list[str], path: str) -> AlertConfig | None:
+    """Validate the alerting sections of a config document (`targets`: its targets: items) into
+    `problems`; None when there is no `alerts:` section (state: and maintenance: are checked anyway)."""
+    top = Reader(data.get("alerts"), "alerts", problems, path)
     policy = read_policy(top, Policy())
     status_page_url = top.str("status_page_url")
     if status_page_url and not status_page_url.startswith(("https://", "http://")):
         top.error(f"must be an http(s):// URL (got '{status_page_url}')", "status_page_url")
     tz = _timezone(top, "timezone")
-    channels, declared = _read_channels(top, problems, path, required="alerts" in raw)
+    channels, declared = _read_channels(top, problems, path, required="alerts" in data)
     top.finish()
-    known_targets = {str(t.get("name")) for t in raw.get("targets") or [] if isinstance(t, dict)}
-    policies, routes = _read_target_blocks(raw, declared, policy, problems, path, has_alerts="alerts" in raw)
-    state_reader = Reader(raw.get("state"), "state", problems, path)
+    known_targets = {str(t.get("name")) for t in targets if isinstance(t, dict)}
+    policies, routes = _read_target_blocks(targets, declared, policy, problems, path, has_alerts="alerts" in data)
+    state_reader = Reader(data.get("state"), "state", problems, path)
     store = read_settings(state_reader)
     state_reader.finish()
-    windows = _read_windows(raw.get("maintenance"), known_targets, problems, path)
-    if problems:
-        raise ConfigError(problems)
-    if "alerts" not in raw:
+    windows = _read_windows(data.get("maintenance"), known_targets, problems, path)
+    if "alerts" not in data:
         return None
     return AlertConfig(policy, tuple(channels), store, tuple(windows), policies, routes, status_page_url, tz)
 
@@ -94,7 +89,7 @@ def read_policy(r: Reader, base: Policy) -> Policy:
         failure_threshold=r.int("failure_threshold", base.failure_threshold, minimum=1),
         success_threshold=r.int("success_threshold", base.success_threshold, minimum=1),
         repeat_interval_s=repeat,
-        degraded=r.choice("degraded", (WARNING, CRITICAL, IGNORE), base.degraded) or base.degraded,
+        degraded=DegradedPolicy(r.choice("degraded", tuple(DegradedPolicy), base.degraded) or base.degraded),
     )
 
 
@@ -106,10 +101,6 @@ def _timezone(r: Reader, key: str) -> str:
         r.error(f"unknown time zone '{name}'; use an IANA name such as Asia/Shanghai or UTC", key)
         return "UTC"
     return name
-
-
-def _target_blocks(raw: dict[str, Any]) -> bool:
-    return any(isinstance(t, dict) and "alerts" in t for t in raw.get("targets") or [])
 
 
 def _read_channels(top: Reader, problems: list[str], path: str, *, required: bool) -> tuple[list[Channel], list[str]]:
@@ -135,15 +126,16 @@ def _read_channels(top: Reader, problems: list[str], path: str, *, required: boo
 
 
 def _read_target_blocks(
-    raw: dict[str, Any], order: list[str], base: Policy, problems: list[str], path: str, *, has_alerts: bool
+    targets: list[Any], order: list[str], base: Policy, problems: list[str], path: str, *, has_alerts: bool
 ) -> tuple[dict[str, Policy], dict[str, tuple[str, ...]]]:
     policies: dict[str, Policy] = {}
     routes: dict[str, tuple[str, ...]] = {}
-    for t in raw.get("targets") or []:
+    for i, t in enumerate(targets):
         if not isinstance(t, dict) or "alerts" not in t:
             continue
         name = str(t.get("name"))
-        r = Reader(t["alerts"], f"targets[{name}].alerts", problems, path)
+        where = f"targets[{name}]" if t.get("name") is not None else f"targets[{i}]"  # as the target's own errors
+        r = Reader(t["alerts"], f"{where}.alerts", problems, path)
         if not has_alerts:
             r.error("needs a top-level alerts: section with the channels")
         policy = read_policy(r, base)

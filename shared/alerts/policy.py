@@ -21,13 +21,50 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from shared.verdict.result import DEGRADED, DOWN, ProbeResult
+from shared.text_enum import TextEnum
+from shared.verdict.result import ProbeResult
+from shared.verdict.status import Status
 
-OK, PENDING, FIRING = "ok", "pending", "firing"
-CRITICAL, WARNING, IGNORE = "critical", "warning", "ignore"
-# Notification kinds: a new alert, a firing alert whose severity changed, a reminder, a recovery.
-NEW, CHANGED, REMINDER, RESOLVED = "firing", "changed", "reminder", "resolved"
-SEVERITY_RANK = {CRITICAL: 2, WARNING: 1, None: 0}
+
+class AlertState(TextEnum):
+    """Where a target is: ok -> pending (failing, under the threshold) -> firing -> ok."""
+
+    OK = "ok"
+    PENDING = "pending"
+    FIRING = "firing"
+
+
+class Severity(TextEnum):
+    """How bad a firing alert is: down is critical; degraded is what the policy says."""
+
+    CRITICAL = "critical"
+    WARNING = "warning"
+
+
+class DegradedPolicy(TextEnum):
+    """What a degraded round counts as: an alert of some severity, or a good round (`ignore`)."""
+
+    WARNING = "warning"
+    CRITICAL = "critical"
+    IGNORE = "ignore"
+
+    @property
+    def severity(self) -> Severity | None:
+        return None if self is DegradedPolicy.IGNORE else Severity(self.value)
+
+
+class NotificationKind(TextEnum):
+    """A new alert, a firing alert whose severity changed, a reminder, a recovery: in the order a
+    message lists them. NEW's value is "firing", as state.json and the log lines have always had it."""
+
+    NEW = "firing"
+    CHANGED = "changed"
+    REMINDER = "reminder"
+    RESOLVED = "resolved"
+
+
+_SEVERITY_RANK = {Severity.CRITICAL: 2, Severity.WARNING: 1, None: 0}
+_KIND_RANK = {kind: i for i, kind in enumerate(NotificationKind)}
 
 
 @dataclass(frozen=True)
@@ -37,7 +74,7 @@ class Policy:
     failure_threshold: int = 2
     success_threshold: int = 1
     repeat_interval_s: float | None = 3600.0
-    degraded: str = WARNING  # warning | critical | ignore
+    degraded: DegradedPolicy = DegradedPolicy.WARNING
 
 
 @dataclass(frozen=True)
@@ -83,19 +120,19 @@ def zone(name: str) -> ZoneInfo:
 class TargetState:
     """What the state machine remembers about one target between rounds (persisted as JSON)."""
 
-    state: str = OK
+    state: AlertState = AlertState.OK
     status: str | None = None  # the last probe verdict
     failures: int = 0  # consecutive failed rounds
     successes: int = 0  # consecutive good rounds
     since: str | None = None  # when `state` began
-    severity: str | None = None  # while firing
+    severity: Severity | None = None  # while firing
     started: str | None = None  # first failed round of the current incident
     recovered: str | None = None  # first good round of the current good streak
-    notified: str | None = None  # the severity people were last told; None = told it is fine
+    notified: Severity | None = None  # the severity people were last told; None = told it is fine
     last_notified: str | None = None
     last_checked: str | None = None  # checked_at of the last result used (older ones are stale)
     muted_by: str | None = None  # the window that muted a change not yet reported
-    shift: str | None = None  # a different severity seen while firing ...
+    shift: Severity | None = None  # a different severity seen while firing ...
     shift_count: int = 0  # ... for this many consecutive rounds
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,7 +140,10 @@ class TargetState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TargetState:
-        return cls(**{k: v for k, v in data.items() if k in _TARGET_FIELDS})
+        st = cls(**{k: v for k, v in data.items() if k in _TARGET_FIELDS})
+        st.state = AlertState(st.state)
+        st.severity, st.notified, st.shift = _severity(st.severity), _severity(st.notified), _severity(st.shift)
+        return st
 
 
 @dataclass
@@ -112,9 +152,9 @@ class Notification:
 
     id: str
     target: str
-    kind: str  # firing | changed | reminder | resolved
-    severity: str | None  # critical | warning; None when resolved
-    previous: str | None  # the severity people were told before (changed, resolved)
+    kind: NotificationKind
+    severity: Severity | None  # None when resolved
+    previous: Severity | None  # the severity people were told before (changed, resolved)
     status: str  # the probe verdict: up | degraded | down
     target_kind: str  # dashscope | eas
     url: str
@@ -133,8 +173,7 @@ class Notification:
     @property
     def rank(self) -> tuple[int, int, str]:
         """Sort key: worst first, recoveries last, then by name."""
-        kind = {NEW: 0, CHANGED: 1, REMINDER: 2, RESOLVED: 3}.get(self.kind, 4)
-        return (-SEVERITY_RANK.get(self.severity, 0), kind, self.target)
+        return (-_SEVERITY_RANK[self.severity], _KIND_RANK[self.kind], self.target)
 
     def to_dict(self) -> dict[str, Any]:
         out = {name: getattr(self, name) for name in _NOTE_FIELDS}
@@ -143,11 +182,19 @@ class Notification:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Notification:
-        return cls(**{k: v for k, v in data.items() if k in _NOTE_FIELDS})
+        note = cls(**{k: v for k, v in data.items() if k in _NOTE_FIELDS})
+        note.kind = NotificationKind(note.kind)
+        note.severity, note.previous = _severity(note.severity), _severity(note.previous)
+        return note
 
 
 _TARGET_FIELDS = tuple(f.name for f in fields(TargetState))
 _NOTE_FIELDS = tuple(f.name for f in fields(Notification))
+
+
+def _severity(value: str | None) -> Severity | None:
+    """A stored severity (plain JSON string) as the enum."""
+    return None if value is None else Severity(value)
 
 
 def iso(moment: datetime) -> str:
@@ -158,12 +205,12 @@ def parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def severity_of(status: str, policy: Policy) -> str | None:
+def severity_of(status: str, policy: Policy) -> Severity | None:
     """A round's alert severity: down is critical; degraded as configured; None = a good round."""
-    if status == DOWN:
-        return CRITICAL
-    if status == DEGRADED:
-        return None if policy.degraded == IGNORE else policy.degraded
+    if status == Status.DOWN:
+        return Severity.CRITICAL
+    if status == Status.DEGRADED:
+        return policy.degraded.severity
     return None
 
 
@@ -208,29 +255,29 @@ def _older(a: str, b: str) -> bool:
         return False
 
 
-def _step(st: TargetState, sev: str | None, status: str, pol: Policy, stamp: str) -> None:
+def _step(st: TargetState, sev: Severity | None, status: str, pol: Policy, stamp: str) -> None:
     """Counters and ok/pending/firing for one round."""
     st.status = status
-    was_firing = st.state == FIRING
+    was_firing = st.state == AlertState.FIRING
     if sev is None:
         st.failures = 0
         st.successes += 1
         st.shift, st.shift_count = None, 0
         if st.successes == 1:
             st.recovered = stamp
-        if st.state == PENDING or (st.state == OK and st.since is None):
-            st.state, st.since = OK, stamp
+        if st.state == AlertState.PENDING or (st.state == AlertState.OK and st.since is None):
+            st.state, st.since = AlertState.OK, stamp
         elif was_firing and st.successes >= pol.success_threshold:
-            st.state, st.since, st.severity = OK, st.recovered, None
+            st.state, st.since, st.severity = AlertState.OK, st.recovered, None
         return
     st.successes = 0
     st.failures += 1
     if st.failures == 1 and not was_firing:
         st.started = stamp
-    if st.state == OK:
-        st.state, st.since = PENDING, stamp
-    if st.state == PENDING and st.failures >= pol.failure_threshold:
-        st.state, st.since, st.severity = FIRING, st.started, sev
+    if st.state == AlertState.OK:
+        st.state, st.since = AlertState.PENDING, stamp
+    if st.state == AlertState.PENDING and st.failures >= pol.failure_threshold:
+        st.state, st.since, st.severity = AlertState.FIRING, st.started, sev
     elif was_firing:
         # A firing alert changes severity only when the new one holds for failure_threshold rounds.
         if sev == st.severity:
@@ -245,12 +292,15 @@ def _step(st: TargetState, sev: str | None, status: str, pol: Policy, stamp: str
 def _notify(
     st: TargetState, result: ProbeResult, pol: Policy, now: datetime, stamp: str, muting: Window | None
 ) -> Notification | None:
-    desired = st.severity if st.state == FIRING else None
+    desired = st.severity if st.state == AlertState.FIRING else None
     if desired != st.notified:
         if muting is not None:
             st.muted_by = st.muted_by or muting.name
             return None
-        kind = NEW if st.notified is None else (RESOLVED if desired is None else CHANGED)
+        if st.notified is None:
+            kind = NotificationKind.NEW
+        else:
+            kind = NotificationKind.RESOLVED if desired is None else NotificationKind.CHANGED
         note = _make(st, result, kind, desired, st.notified, stamp)
         st.notified, st.last_notified, st.muted_by = desired, stamp, None
         return note
@@ -264,12 +314,14 @@ def _notify(
         and (now - parse_iso(st.last_notified)).total_seconds() >= pol.repeat_interval_s
     ):
         st.last_notified = stamp
-        return _make(st, result, REMINDER, desired, desired, stamp)
+        return _make(st, result, NotificationKind.REMINDER, desired, desired, stamp)
     return None
 
 
-def _make(st: TargetState, r: ProbeResult, kind: str, sev: str | None, prev: str | None, stamp: str) -> Notification:
-    since = (st.since if kind == RESOLVED else st.started) or stamp
+def _make(
+    st: TargetState, r: ProbeResult, kind: NotificationKind, sev: Severity | None, prev: Severity | None, stamp: str
+) -> Notification:
+    since = (st.since if kind == NotificationKind.RESOLVED else st.started) or stamp
     digest = hashlib.sha256(f"{r.target}|{kind}|{st.started}|{stamp}".encode()).hexdigest()[:20]
     d = r.diagnosis
     return Notification(
@@ -290,7 +342,7 @@ def _make(st: TargetState, r: ProbeResult, kind: str, sev: str | None, prev: str
         http_status=r.http_status,
         timings={k: round(v, 1) for k, v in r.phases_ms.items() if v is not None},
         failed=[
-            f"{a.ip}:{a.port} {a.diagnosis.code if a.diagnosis else a.status}" for a in r.addresses if a.status == DOWN
+            f"{a.ip}:{a.port} {a.error_code or a.status}" for a in r.addresses if a.status == Status.DOWN
         ],
         maintenance=st.muted_by,
     )

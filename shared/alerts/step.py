@@ -1,194 +1,29 @@
-"""After a probe round: load state, decide, deliver through the channels, save — under the lease.
+"""After a probe round: load state, decide, deliver through the outbox, save — under the lease.
 
-Delivery rules (PRODUCT.md, "Alerting semantics"):
-- one message per channel per round, holding every notification that channel owes;
-- a notification counts as sent only once a channel accepted it; until then it stays pending in
-  the store and goes out next round, or through the next channel of its route this round;
-- a channel's fallbacks are the channels after it in `alerts.channels` order, so processing the
-  channels once, in that order, merges every fallback into the later channel's single message;
-- before each send the batch and its message id are written to the store (write-ahead). If the
-  answer is lost (timeout after sending, process killed), the next round resends exactly that
-  batch with the same id — DingTalk's msgUuid drops the duplicate — instead of mixing it into a
-  new message or falling back to another channel (which could deliver it twice). After three such
-  unanswered attempts it falls back anyway: a possible duplicate beats a lost alert.
+The lease makes overlapping rounds send once: a round that cannot take it only probed. The state
+document is written before every send (see outbox.py) and once more at the end.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 from shared import logs
-from shared.alerts.channels import Channel, Delivery, Message
 from shared.alerts.config import AlertConfig
-from shared.alerts.policy import REMINDER, Notification, TargetState, decide, iso
-from shared.credentials.tokens import TokenProvider, shared_provider
-from shared.state.store import Store, StoreError, open_store
+from shared.alerts.outbox import Outbox, deliver
+from shared.alerts.policy import TargetState, decide, iso
+from shared.credentials.provider import TokenProvider, shared_provider
+from shared.state.settings import open_store
+from shared.state.store import Store, StoreError
 from shared.verdict.result import ProbeResult
 
 VERSION = 1
-MAX_PENDING = 500  # a month of hourly reminders for a dozen targets with every channel down
-MAX_AMBIGUOUS = 3
-
-
-@dataclass
-class Outbox:
-    """The delivery half of the state document."""
-
-    pending: list[Notification] = field(default_factory=list)
-    inflight: dict[str, dict[str, Any]] = field(default_factory=dict)  # channel -> {ids, msg_id, attempts}
-    channels: dict[str, dict[str, Any]] = field(default_factory=dict)  # channel -> {sends, blocked_until, ...}
-
-    @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> Outbox:
-        return cls(
-            [Notification.from_dict(n) for n in doc.get("pending", [])],
-            dict(doc.get("inflight", {})),
-            dict(doc.get("channels", {})),
-        )
-
-    def to_doc(self) -> dict[str, Any]:
-        return {
-            "pending": [n.to_dict() for n in self.pending],
-            "inflight": self.inflight,
-            "channels": self.channels,
-        }
-
-    def add(self, notes: Iterable[Notification]) -> list[Notification]:
-        """Queue new notifications; an unsent reminder is superseded by anything newer for its target.
-        Returns what had to be dropped to stay under MAX_PENDING (oldest reminders first)."""
-        frozen = {i for rec in self.inflight.values() for i in rec.get("ids", [])}
-        for note in notes:
-            self.pending = [
-                p for p in self.pending if not (p.target == note.target and p.kind == REMINDER and p.id not in frozen)
-            ]
-            self.pending.append(note)
-        dropped: list[Notification] = []
-        while len(self.pending) > MAX_PENDING:
-            victim = next((p for p in self.pending if p.kind == REMINDER and p.id not in frozen), self.pending[0])
-            self.pending.remove(victim)
-            dropped.append(victim)
-        return dropped
-
-
-@dataclass
-class Report:
-    accepted: dict[str, list[str]] = field(default_factory=dict)  # channel -> notification ids it accepted
-    outcomes: dict[str, str] = field(default_factory=dict)  # channel -> "ok" | error | deferred reason
-    messages: int = 0
-    sizes: dict[str, int] = field(default_factory=dict)  # channel -> notifications in its message
-
-    @property
-    def sent(self) -> int:
-        return sum(len(v) for v in self.accepted.values())
-
-
-def _candidate(route: Sequence[str], failed: set[str]) -> str | None:
-    return next((c for c in route if c not in failed), None)
-
-
-async def deliver(
-    outbox: Outbox,
-    channels: Sequence[Channel],
-    now: datetime,
-    tokens: TokenProvider,
-    *,
-    route: Callable[[Notification], list[str]],
-    status_page_url: str | None = None,
-    tz: str = "UTC",
-    checkpoint: Callable[[], None] = lambda: None,
-    budget_s: float = 60.0,
-) -> Report:
-    """Send what the outbox owes: each channel once, in order; see the module docs for the rules."""
-    report = Report()
-    started = time.monotonic()
-    stamp = now.timestamp()
-    names = {c.name for c in channels}
-    for gone in [c for c in outbox.inflight if c not in names]:
-        del outbox.inflight[gone]  # a channel removed from the config: its batch is free to go elsewhere
-    routes = {n.id: [c for c in route(n) if c in names] for n in outbox.pending}
-    frozen = {i: ch for ch, rec in outbox.inflight.items() for i in rec.get("ids", [])}
-    failed: set[str] = set()
-    accepted: set[str] = set()
-    for channel in channels:
-        rec = outbox.inflight.get(channel.name)
-        batch = [n for n in outbox.pending if rec and n.id in rec.get("ids", [])]
-        if rec and not batch:
-            del outbox.inflight[channel.name]
-            rec = None
-        if not rec:
-            batch = [
-                n
-                for n in outbox.pending
-                if n.id not in accepted and n.id not in frozen and _candidate(routes[n.id], failed) == channel.name
-            ]
-        if not batch:
-            continue
-        state = outbox.channels.setdefault(channel.name, {})
-        if time.monotonic() - started > budget_s:
-            report.outcomes[channel.name] = "deferred: the round's alert time budget is spent"
-            continue
-        if float(state.get("blocked_until") or 0) > stamp:
-            failed.add(channel.name)
-            report.outcomes[channel.name] = f"paused until {iso(_utc(state['blocked_until']))} (channel asked to wait)"
-            continue
-        if channel.rate_limit:
-            limit, window = channel.rate_limit
-            state["sends"] = [t for t in state.get("sends", []) if t > stamp - window]
-            if len(state["sends"]) >= limit:
-                report.outcomes[channel.name] = f"deferred: {limit} messages in {window:.0f}s already (rate limit)"
-                continue  # wait for the window rather than moving these to another channel
-        msg_id = rec["msg_id"] if rec else Message.id_for(batch)
-        attempts = (int(rec.get("attempts", 0)) if rec else 0) + 1
-        outbox.inflight[channel.name] = {"ids": [n.id for n in batch], "msg_id": msg_id, "attempts": attempts}
-        if channel.rate_limit:
-            state.setdefault("sends", []).append(stamp)  # pruned to the window above, so it stays small
-        checkpoint()  # write-ahead: a crash after sending resends this exact message, same id
-        message = Message(msg_id, tuple(sorted(batch, key=lambda n: n.rank)), now, status_page_url, tz)
-        delivery = await _send(channel, message, tokens)
-        report.messages += 1
-        report.sizes[channel.name] = len(batch)
-        if delivery.ok:
-            accepted.update(n.id for n in batch)
-            report.accepted[channel.name] = [n.id for n in batch]
-            del outbox.inflight[channel.name]
-            state.update(last_ok=iso(now), last_error=None)
-            report.outcomes[channel.name] = "ok" + (f" ({delivery.detail})" if delivery.detail else "")
-            continue
-        state["last_error"] = delivery.error
-        if delivery.ambiguous and attempts < MAX_AMBIGUOUS:
-            report.outcomes[channel.name] = f"{delivery.error} (no answer: the same message is retried next round)"
-            continue
-        del outbox.inflight[channel.name]
-        for n in batch:
-            frozen.pop(n.id, None)
-        failed.add(channel.name)
-        if delivery.retry_after_s:
-            state["blocked_until"] = stamp + delivery.retry_after_s
-        report.outcomes[channel.name] = str(delivery.error)
-    outbox.pending = [n for n in outbox.pending if n.id not in accepted]
-    return report
-
-
-async def _send(channel: Channel, message: Message, tokens: TokenProvider) -> Delivery:
-    try:
-        return await channel.send(message, tokens)
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:  # a channel bug must not lose the round's state
-        logs.get_logger("vpcprobe.alerts").error("channel_crashed", channel=channel.name, error=exc)
-        return Delivery(False, f"channel error: {type(exc).__name__}")
-
-
-def _utc(epoch: float) -> datetime:
-    return datetime.fromtimestamp(float(epoch), timezone.utc)
 
 
 def _owner() -> str:

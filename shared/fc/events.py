@@ -22,7 +22,6 @@ class ProbeRequest:
     source: str  # timer | invoke
     targets: list[str] | None  # None = all
     trigger_time: str | None = None
-    trigger_name: str | None = None
     alert: bool = True
 
 
@@ -67,7 +66,6 @@ def parse_probe_event(event: Any) -> ProbeRequest:
             "timer",
             _targets(payload.get("targets"), "timer payload"),
             trigger_time=str(data.get("triggerTime") or "") or None,
-            trigger_name=str(data.get("triggerName") or "") or None,
             alert=_bool(payload.get("alert", True), "timer payload.alert"),
         )
     unknown = set(data) - {"targets", "alert"}
@@ -84,6 +82,6 @@ def _bool(value: Any, what: str) -> bool:
     return value
 
 
-def timer_event(trigger_time: str, payload: str = "", trigger_name: str = "probe-timer") -> bytes:
+def timer_event(trigger_time: str, payload: str = "") -> bytes:
     """An FC-shaped timer event, as `vpcprobe serve` hands it to the handler."""
-    return json.dumps({"triggerTime": trigger_time, "triggerName": trigger_name, "payload": payload}).encode()
+    return json.dumps({"triggerTime": trigger_time, "triggerName": "probe-timer", "payload": payload}).encode()

@@ -1,12 +1,10 @@
 """Remote invocation of a deployed function: `NAME` through the FC 3.0 API, `SERVICE/NAME` through FC 2.0.
 
-Used by `vpcprobe invoke`, and by the gateway to hand an on-demand probe round to the probe function
-asynchronously. The SDKs load on first use only.
+Used by `vpcprobe invoke`, sync or async. The SDKs load on first use only.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Mapping
@@ -14,7 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared import logs
-from shared.credentials.cloud import CloudError, CloudSettings, ControlPlane
+from shared.credentials.control_plane import ControlPlane
+from shared.credentials.errors import CloudError
+from shared.credentials.settings import CloudSettings
 from shared.errors import VpcprobeError
 
 # FC 3.0 function names (FC 2.0 functions appear in FC 3.0 as service$function); FC 2.0 service names.
@@ -39,10 +39,6 @@ class Invocation:
     request_id: str | None
     body: bytes = b""
     error_type: str | None = None  # set when the function itself failed (x-fc-error-type)
-
-    @property
-    def ok(self) -> bool:
-        return self.error_type is None
 
 
 def parse_function(function: str) -> tuple[str | None, str]:
@@ -87,11 +83,6 @@ def invoke(
     if service is None:
         return _invoke_fc3(plane, region, function, name, payload, is_async, qualifier)
     return _invoke_fc2(plane, region, function, service, name, payload, is_async, qualifier)
-
-
-async def invoke_async(function: str, payload: bytes = b"", **kwargs: Any) -> Invocation:
-    """`invoke` in a thread, for callers on an event loop (the gateway)."""
-    return await asyncio.to_thread(invoke, function, payload, **kwargs)
 
 
 def _invoke_fc3(
@@ -197,6 +188,3 @@ def _runtime_options() -> Any:
     except ImportError:  # pragma: no cover - older SDK generation
         from alibabacloud_tea_util.models import RuntimeOptions
     return RuntimeOptions()
-
-
-__all__ = ["CloudError", "Invocation", "InvokeUsageError", "invoke", "invoke_async", "parse_function"]

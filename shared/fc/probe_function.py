@@ -12,10 +12,12 @@ from typing import Any
 
 from shared import logs
 from shared.config.load import Config, ConfigError, load_config
-from shared.credentials.tokens import shared_provider
+from shared.credentials.provider import shared_provider
+from shared.errors import VpcprobeError
 from shared.fc.events import BadEvent, parse_probe_event
 from shared.probe.engine import Prober
-from shared.verdict.result import DEGRADED, DOWN, UP, ProbeResult
+from shared.verdict.result import ProbeResult
+from shared.verdict.status import Status
 
 # Warm-instance cache: the parsed config (reloaded when the file changes) and its prober.
 _cache: dict[str, Any] = {}
@@ -37,17 +39,13 @@ def _prober(config_path: str | None) -> Prober:
 
 
 def _alert_config(config: Config) -> Any:
-    """The validated alerting sections, cached with the config; None when none are configured.
-    shared.alerts.config (and its channels) is imported only when the config has alerting sections."""
-    raw = config.raw
-    if not any(k in raw for k in ("alerts", "state", "maintenance")) and not any(
-        isinstance(t, dict) and "alerts" in t for t in raw.get("targets") or []
-    ):
+    """The config's alert settings, None without an alerts: section; warns once per config load when
+    alert state would go with the FC instance."""
+    alerts = config.alerts
+    if alerts is None:
         return None
     if _cache.get("alerts_for") is not config:
-        from shared.alerts.config import load_alert_config
-
-        alerts = load_alert_config(config)
+        _cache["alerts_for"] = config
         store = alerts.store
         if os.environ.get("FC_FUNCTION_NAME") and store.backend == "file" and store.path is None:
             # Once per config load: FC recycles instances, and /tmp goes with them.
@@ -56,8 +54,7 @@ def _alert_config(config: Config) -> Any:
                 message="alert state is in /tmp and is lost when FC recycles the instance: set "
                 "state.path to a NAS mount, or state.backend: oss",
             )
-        _cache.update(alerts_for=config, alerts=alerts)
-    return _cache["alerts"]
+    return alerts
 
 
 def _alert_step(prober: Prober, alerts: Any, results: list[ProbeResult], request_id: str | None) -> dict[str, Any]:
@@ -74,9 +71,9 @@ def _alert_step(prober: Prober, alerts: Any, results: list[ProbeResult], request
 
 
 def summarize(results: list[ProbeResult]) -> dict[str, Any]:
-    counts = {s: sum(1 for r in results if r.status == s) for s in (UP, DEGRADED, DOWN)}
+    counts = {s: sum(1 for r in results if r.status == s) for s in (Status.UP, Status.DEGRADED, Status.DOWN)}
     return {
-        "ok": counts[DEGRADED] == 0 and counts[DOWN] == 0,
+        "ok": counts[Status.DEGRADED] == 0 and counts[Status.DOWN] == 0,
         "targets": len(results),
         **counts,
         "results": [
@@ -99,18 +96,13 @@ def run_probe_event(
     request_id = getattr(context, "request_id", None)
     try:
         request = parse_probe_event(event)
-    except BadEvent as exc:
-        log.error("bad_event", error=str(exc), request_id=request_id)
-        return {"ok": False, "error": f"bad event: {exc}"}, []
-    try:
         prober = _prober(config_path)
         prober.tokens.set_context(context)  # python3.10: context.credentials, fresh per invocation
         prober.config.select(request.targets)
-        alerts = _alert_config(prober.config)  # a broken alerts section is a config error: nothing runs
+        alerts = _alert_config(prober.config)
         results = asyncio.run(prober.run_round(request.targets))
-    except ConfigError as exc:
-        log.error("config_error", problems=exc.problems, request_id=request_id)
-        return {"ok": False, "error": "config error", "problems": exc.problems}, []
+    except VpcprobeError as exc:  # refused, not crashed: FC gets a summary that says why
+        return _refused(exc, log, request_id), []
     for result in results:
         log.info("probe", source=request.source, request_id=request_id, **result.to_dict())
     summary = summarize(results)
@@ -124,6 +116,18 @@ def run_probe_event(
         **{k: v for k, v in summary.items() if k != "results"},
     )
     return summary, results
+
+
+def _refused(exc: VpcprobeError, log: Any, request_id: str | None) -> dict[str, Any]:
+    """The summary of a round that did not run: a bad event, a config error, or another refusal."""
+    if isinstance(exc, BadEvent):
+        log.error("bad_event", error=str(exc), request_id=request_id)
+        return {"ok": False, "error": f"bad event: {exc}"}
+    if isinstance(exc, ConfigError):
+        log.error("config_error", problems=exc.problems, request_id=request_id)
+        return {"ok": False, "error": "config error", "problems": exc.problems}
+    log.error("round_refused", error=str(exc), request_id=request_id)
+    return {"ok": False, "error": str(exc)}
 
 
 def handle(event: Any, context: Any = None, *, config_path: str | None = None) -> str:

@@ -61,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
 def _check(args: argparse.Namespace) -> int:
     from shared.local.report import render_table
     from shared.probe.engine import Prober
+    from shared.verdict.status import Status
 
     config = load_config(args.config)
     names = args.targets
@@ -75,17 +76,14 @@ def _check(args: argparse.Namespace) -> int:
         print(render_table(results))
     if alerts is not None:
         _alert(alerts, results, prober, config)
-    return 0 if all(r.status == "up" for r in results) else 1
+    return 0 if all(r.status == Status.UP for r in results) else 1
 
 
 def _alert_config(config: Config, wanted: bool) -> AlertConfig | None:
-    """Validate the alerting sections whenever present; with --alert, require them."""
-    from shared.alerts.config import load_alert_config
-
-    alerts = load_alert_config(config)
-    if wanted and alerts is None:
+    """With --alert, the config's alerts: section (required); else None."""
+    if wanted and config.alerts is None:
         raise ConfigError([f"{config.path}: alerts: --alert needs an alerts: section with at least one channel"])
-    return alerts if wanted else None
+    return config.alerts if wanted else None
 
 
 def _alert(alerts: AlertConfig, results: list[ProbeResult], prober: Prober, config: Config) -> None:
@@ -111,7 +109,7 @@ def _alert(alerts: AlertConfig, results: list[ProbeResult], prober: Prober, conf
 
 
 def _targets(args: argparse.Namespace) -> int:
-    from shared.probe.engine import build_request
+    from shared.probe.request import build_request
 
     config = load_config(args.config)
     rows = []
@@ -165,7 +163,8 @@ def _invoke(args: argparse.Namespace) -> int:
     import dataclasses
     import os
 
-    from shared.credentials.cloud import CloudError, CloudSettings
+    from shared.credentials.errors import CloudError
+    from shared.credentials.settings import CloudSettings
     from shared.fc.invoke import InvokeUsageError, invoke
 
     if args.payload:
@@ -210,6 +209,23 @@ def _invoke(args: argparse.Namespace) -> int:
     return 0
 
 
+# Packages of the optional extras (pyproject.toml): the base install is what FC runs, so a local
+# tool (serve's simulator and schedule, invoke's FC SDK) may find its extra missing.
+EXTRA_OF_MODULE = {
+    "aiohttp": "local",
+    "aiosmtpd": "local",
+    "croniter": "local",
+    "trustme": "local",
+    "alibabacloud_fc20230330": "local",
+    "alibabacloud_tea_openapi": "cloud",
+    "alibabacloud_credentials": "cloud",
+    "alibabacloud_kms20160120": "cloud",
+    "alibabacloud_eas20210701": "cloud",
+    "oss2": "cloud",
+    "fc2": "cloud",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {"check": _check, "targets": _targets, "doctor": _doctor, "serve": _serve, "invoke": _invoke}
@@ -217,6 +233,16 @@ def main(argv: list[str] | None = None) -> int:
         return handlers[args.command](args)
     except ConfigError as exc:
         print("config error:\n  " + "\n  ".join(exc.problems), file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        extra = EXTRA_OF_MODULE.get((exc.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        print(
+            f"vpcprobe {args.command}: needs the `{extra}` extra ({exc.name} is not installed): "
+            f"pip install 'vpcprobe[{extra}]', or in a checkout pip install -e '.[{extra}]'",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         return 130

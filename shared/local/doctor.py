@@ -9,13 +9,17 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import urlsplit
 
-from shared.config.load import Config, ProbeSettings, Target, urls
-from shared.credentials.tokens import CredentialRef
+from shared.config import urls
+from shared.config.load import Config
+from shared.config.targets import ProbeSettings, Target
+from shared.credentials.refs import CredentialRef
 from shared.probe.engine import Prober
-from shared.verdict.codes import diagnose
+from shared.verdict.codes import Code
+from shared.verdict.diagnose import diagnose
 from shared.verdict.result import ProbeResult
+from shared.verdict.status import Status
 
-OK, FAIL, WARN, SKIP = "ok  ", "FAIL", "warn", "--  "
+OK, FAIL, WARN = "ok  ", "FAIL", "warn"
 
 
 def _target_for(url: str, token_env: str | None) -> tuple[Target, list[tuple[str, str, str]]]:
@@ -51,35 +55,35 @@ def _render(result: ProbeResult, steps: list[tuple[str, str, str]]) -> str:
     lines += [f"[{mark}] {name}: {text}" for mark, name, text in steps]
     code = result.diagnosis.code if result.diagnosis else None
     dns_ms = result.phases_ms.get("dns")
-    if code == "dns_unresolved":
+    if code == Code.DNS_UNRESOLVED:
         lines.append(f"[{FAIL}] DNS: {result.diagnosis.message}")
     else:
         for a in result.addresses:
             where = "private" if a.private else "PUBLIC"
             lines.append(f"[{OK if a.private else WARN}] DNS: {a.ip} ({where}) in {dns_ms:.0f} ms")
     for a in result.addresses:
-        acode = a.diagnosis.code if a.diagnosis else None
+        acode = a.error_code
         connect = a.phases_ms.get("connect")
         if connect is not None:
             lines.append(f"[{OK}] TCP {a.ip}:{a.port}: connected in {connect:.0f} ms")
         else:
-            lines.append(f"[{FAIL}] TCP {a.ip}:{a.port}: {a.diagnosis.message if a.diagnosis else 'not reached'}")
+            lines.append(f"[{FAIL}] TCP {a.ip}:{a.port}: {a.error_message or 'not reached'}")
             continue
         tls = a.phases_ms.get("tls")
         if tls is not None:
             days = f", certificate valid {a.tls_days_left} more days" if a.tls_days_left is not None else ""
             lines.append(f"[{OK}] TLS: handshake in {tls:.0f} ms{days}")
-        elif acode in ("tls_failed", "tls_on_http_only"):
-            lines.append(f"[{FAIL}] TLS: {a.diagnosis.message}")
+        elif acode in (Code.TLS_FAILED, Code.TLS_ON_HTTP_ONLY):
+            lines.append(f"[{FAIL}] TLS: {a.error_message}")
             continue
         if a.http_status is None:
-            lines.append(f"[{FAIL}] HTTP: {a.diagnosis.message if a.diagnosis else 'no response'}")
+            lines.append(f"[{FAIL}] HTTP: {a.error_message or 'no response'}")
             continue
         lines.append(f"[{OK}] HTTP: status {a.http_status}, first byte after {a.phases_ms.get('ttfb') or 0:.0f} ms")
-        auth_bad = acode in ("unauthorized", "forbidden")
-        lines.append(f"[{FAIL if auth_bad else OK}] auth: {a.diagnosis.message if auth_bad else 'accepted'}")
-        path_bad = acode in ("path_not_found", "eas_service_not_found")
-        lines.append(f"[{FAIL if path_bad else OK}] path: {a.diagnosis.message if path_bad else 'found'}")
+        auth_bad = acode in (Code.UNAUTHORIZED, Code.FORBIDDEN)
+        lines.append(f"[{FAIL if auth_bad else OK}] auth: {a.error_message if auth_bad else 'accepted'}")
+        path_bad = acode in (Code.PATH_NOT_FOUND, Code.EAS_SERVICE_NOT_FOUND)
+        lines.append(f"[{FAIL if path_bad else OK}] path: {a.error_message if path_bad else 'found'}")
     lines.append("")
     if result.diagnosis:
         lines.append(f"verdict: {result.status.upper()} — {result.diagnosis.code}: {result.diagnosis.message}")
@@ -104,7 +108,7 @@ def run_doctor(url: str, token_env: str | None = None) -> tuple[int, str]:
     target, steps = _target_for(url, token_env)
     config = Config("<doctor>", None, (target,), {})
     result = asyncio.run(Prober(config).probe_target(target))
-    if token_env is None and result.diagnosis and result.diagnosis.code == "unauthorized":
-        result.diagnosis = diagnose("unauthorized", "no token sent: pass --token-env NAME")
-    failed = any(mark == FAIL for mark, _, _ in steps) or result.status != "up"
+    if token_env is None and result.diagnosis and result.diagnosis.code == Code.UNAUTHORIZED:
+        result.diagnosis = diagnose(Code.UNAUTHORIZED, "no token sent: pass --token-env NAME")
+    failed = any(mark == FAIL for mark, _, _ in steps) or result.status != Status.UP
     return (1 if failed else 0), _render(result, steps)

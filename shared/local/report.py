@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 from shared.verdict.result import ProbeResult
-
-_MARK = {"up": "UP", "degraded": "DEGRADED", "down": "DOWN"}
+from shared.verdict.status import Status
 
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
 
-def render_table(results: list[ProbeResult], *, remedies: bool = True, warnings: bool = True) -> str:
+def render_table(results: list[ProbeResult], *, warnings: bool = True) -> str:
+    """One row per target, then each diagnosis with its fix; `warnings`: the targets' config warnings too."""
     header = ("TARGET", "STATUS", "HTTP", "ADDR", "DNS", "CONNECT", "TLS", "TTFB", "TOTAL", "DIAGNOSIS")
     rows = [header]
     for r in results:
         p = r.phases_ms
-        ok = sum(1 for a in r.addresses if a.status != "down")
+        ok = sum(1 for a in r.addresses if a.status != Status.DOWN)
         rows.append(
             (
                 r.target,
-                _MARK.get(r.status, r.status),
+                str(r.status).upper(),
                 str(r.http_status or "-"),
                 f"{ok}/{len(r.addresses)}",
                 _ms(p.get("dns")),
@@ -33,10 +33,9 @@ def render_table(results: list[ProbeResult], *, remedies: bool = True, warnings:
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    if remedies:
-        for r in results:
-            if r.diagnosis:
-                lines.append(f"\n{r.target}: {r.diagnosis.message}\n  fix: {r.diagnosis.remedy}")
-            for w in r.warnings if warnings else ():
-                lines.append(f"{r.target}: warning: {w}")
+    for r in results:
+        if r.diagnosis:
+            lines.append(f"\n{r.target}: {r.diagnosis.message}\n  fix: {r.diagnosis.remedy}")
+        for w in r.warnings if warnings else ():
+            lines.append(f"{r.target}: warning: {w}")
     return "\n".join(lines)

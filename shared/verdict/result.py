@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from shared.verdict.codes import Diagnosis
+from shared.verdict.codes import Code
+from shared.verdict.diagnose import Diagnosis
+from shared.verdict.status import Status
 
-UP, DEGRADED, DOWN = "up", "degraded", "down"
 PHASES = ("dns", "connect", "tls", "ttfb", "total")
 
 
@@ -24,23 +25,32 @@ class AddressResult:
     ip: str
     port: int
     private: bool
-    status: str = DOWN
+    status: Status = Status.DOWN
     phases_ms: dict[str, float | None] = field(default_factory=dict)
     http_status: int | None = None
+    # Why the address is down or degraded; its remedy becomes the target's when this address leads.
     diagnosis: Diagnosis | None = None
     attempts: int = 0
     tls_days_left: int | None = None
+
+    @property
+    def error_code(self) -> Code | None:
+        return None if self.diagnosis is None else self.diagnosis.code
+
+    @property
+    def error_message(self) -> str | None:
+        return None if self.diagnosis is None else self.diagnosis.message
 
     def to_dict(self) -> dict:
         return {
             "ip": self.ip,
             "port": self.port,
             "private": self.private,
-            "status": self.status,
+            "status": str(self.status),
             "http_status": self.http_status,
             "phases_ms": _round(self.phases_ms),
             "attempts": self.attempts,
-            "error": None if self.diagnosis is None else f"{self.diagnosis.code}: {self.diagnosis.message}",
+            "error": None if self.diagnosis is None else f"{self.error_code}: {self.error_message}",
         }
 
 
@@ -49,7 +59,7 @@ class ProbeResult:
     target: str
     kind: str
     url: str
-    status: str
+    status: Status
     http_status: int | None = None
     phases_ms: dict[str, float | None] = field(default_factory=dict)
     addresses: list[AddressResult] = field(default_factory=list)
@@ -69,7 +79,7 @@ class ProbeResult:
             "target": self.target,
             "kind": self.kind,
             "url": self.url,
-            "status": self.status,
+            "status": str(self.status),
             "http_status": self.http_status,
             "phases_ms": _round(self.phases_ms),
             "addresses": [a.to_dict() for a in self.addresses],

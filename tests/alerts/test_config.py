@@ -9,8 +9,7 @@ import yaml
 
 from shared.alerts.channels.dingtalk import DEFAULT_URL, DingTalk
 from shared.alerts.channels.email import Email
-from shared.alerts.config import load_alert_config
-from shared.alerts.policy import CRITICAL, RESOLVED, WARNING, Policy
+from shared.alerts.policy import DegradedPolicy, NotificationKind, Policy
 from shared.config.load import ConfigError, parse_config
 
 TARGETS = """
@@ -57,7 +56,7 @@ maintenance:
 
 
 def load(text: str):
-    return load_alert_config(parse_config(yaml.safe_load(text), path="vpcprobe.yaml"))
+    return parse_config(yaml.safe_load(text), path="vpcprobe.yaml").alerts
 
 
 def problems(text: str) -> list[str]:
@@ -68,7 +67,7 @@ def problems(text: str) -> list[str]:
 
 def test_a_full_config_is_typed():
     cfg = load(GOOD)
-    assert cfg.policy == Policy(2, 1, 1800.0, CRITICAL)
+    assert cfg.policy == Policy(2, 1, 1800.0, DegradedPolicy.CRITICAL)
     assert cfg.policy_for("llm-eas-vpc") == Policy(3, 1, 1800.0, "ignore")
     assert cfg.store.backend == "oss" and cfg.store.prefix == "vpcprobe/" and cfg.store.lease_ttl_s == 90
     ops, mail, _console = cfg.channels
@@ -77,8 +76,8 @@ def test_a_full_config_is_typed():
     assert str(ops.secret) == "kms:dingtalk-secret" and ops.send_resolved is False
     assert isinstance(mail, Email) and (mail.port, mail.security) == (587, "starttls")
     assert cfg.route("qwen", "firing") == ["ops", "mail", "console"]
-    assert cfg.route("qwen", RESOLVED) == []  # ops swallows recoveries: no fallback announces them
-    assert cfg.route("llm-eas-vpc", "firing") == cfg.route("llm-eas-vpc", RESOLVED) == ["mail"]
+    assert cfg.route("qwen", NotificationKind.RESOLVED) == []  # ops swallows recoveries: no fallback announces them
+    assert cfg.route("llm-eas-vpc", "firing") == cfg.route("llm-eas-vpc", NotificationKind.RESOLVED) == ["mail"]
     upgrade, nightly = cfg.windows
     assert upgrade.start == datetime(2026, 11, 30, 18, 0, tzinfo=timezone.utc)
     assert upgrade.covers("qwen") and not upgrade.covers("llm-eas-vpc")
@@ -173,4 +172,4 @@ def test_unknown_route_and_target_alerts_without_a_section():
 def test_repeat_interval_never_and_warning_default():
     cfg = load(TARGETS.replace("channels: [mail]", "channels: [c]") + "alerts:\n  repeat_interval: off\n"
                "  channels: [{name: c, type: console}]\n")
-    assert cfg.policy.repeat_interval_s is None and cfg.policy.degraded == WARNING
+    assert cfg.policy.repeat_interval_s is None and cfg.policy.degraded == DegradedPolicy.WARNING

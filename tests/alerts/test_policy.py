@@ -7,21 +7,8 @@ from datetime import datetime, time, timedelta, timezone
 
 import pytest
 
-from shared.alerts.policy import (
-    CHANGED,
-    CRITICAL,
-    FIRING,
-    NEW,
-    OK,
-    PENDING,
-    REMINDER,
-    RESOLVED,
-    WARNING,
-    Policy,
-    TargetState,
-    Window,
-    decide,
-)
+from shared.alerts.policy import AlertState, DegradedPolicy, Policy, Severity, TargetState, Window, decide
+from shared.alerts.policy import NotificationKind as Kind
 from tests.alert_fixtures import T0, at, result
 
 DEFAULT = Policy()
@@ -40,18 +27,18 @@ def run(statuses, *, policy=DEFAULT, windows=(), name="qwen", step=1.0, start=0.
 
 def test_two_failed_rounds_fire_and_the_first_is_only_pending():
     state, notes = run(["up", "down"])
-    assert notes == [] and state["qwen"].state == PENDING and state["qwen"].failures == 1
+    assert notes == [] and state["qwen"].state == AlertState.PENDING and state["qwen"].failures == 1
     state, notes = run(["down"], state=state, start=2)
-    assert [(n.kind, n.severity, n.status) for _, n in notes] == [(NEW, CRITICAL, "down")]
+    assert [(n.kind, n.severity, n.status) for _, n in notes] == [(Kind.NEW, Severity.CRITICAL, "down")]
     note = notes[0][1]
     assert note.since == note.started == "2026-11-22T01:01:00Z"  # the first failed round, not the second
-    assert state["qwen"].state == FIRING and state["qwen"].notified == CRITICAL
+    assert state["qwen"].state == AlertState.FIRING and state["qwen"].notified == Severity.CRITICAL
 
 
 def test_flapping_never_fires_with_threshold_2():
     state, notes = run(["down", "up"] * 15)
     assert notes == []
-    assert state["qwen"].state in (OK, PENDING) and state["qwen"].notified is None
+    assert state["qwen"].state in (AlertState.OK, AlertState.PENDING) and state["qwen"].notified is None
 
 
 def test_thresholds_are_configurable():
@@ -64,37 +51,37 @@ def test_thresholds_are_configurable():
 def test_recovery_after_success_threshold_and_says_how_long_it_was_down():
     pol = Policy(success_threshold=2)
     state, notes = run(["down", "down", "up", "down", "up", "up"], policy=pol)
-    assert [(i, n.kind) for i, n in notes] == [(1, NEW), (5, RESOLVED)]
+    assert [(i, n.kind) for i, n in notes] == [(1, Kind.NEW), (5, Kind.RESOLVED)]
     resolved = notes[1][1]
-    assert resolved.severity is None and resolved.previous == CRITICAL and resolved.status == "up"
+    assert resolved.severity is None and resolved.previous == Severity.CRITICAL and resolved.status == "up"
     assert resolved.since == "2026-11-22T01:04:00Z"  # the first good round of the streak that resolved it
     assert resolved.started == "2026-11-22T01:00:00Z"
-    assert state["qwen"].state == OK and state["qwen"].notified is None
+    assert state["qwen"].state == AlertState.OK and state["qwen"].notified is None
 
 
 def test_reminders_every_repeat_interval_while_firing():
     statuses = ["down"] * 150  # 2.5 hours of a round a minute
     _, notes = run(statuses, policy=Policy(repeat_interval_s=3600))
-    assert [(i, n.kind) for i, n in notes] == [(1, NEW), (61, REMINDER), (121, REMINDER)]
+    assert [(i, n.kind) for i, n in notes] == [(1, Kind.NEW), (61, Kind.REMINDER), (121, Kind.REMINDER)]
     _, notes = run(statuses, policy=Policy(repeat_interval_s=None))
-    assert [n.kind for _, n in notes] == [NEW]
+    assert [n.kind for _, n in notes] == [Kind.NEW]
 
 
 def test_degraded_at_its_own_severity_or_ignored():
     _, notes = run(["degraded", "degraded"])
-    assert [(n.kind, n.severity) for _, n in notes] == [(NEW, WARNING)]
-    _, notes = run(["degraded", "degraded"], policy=Policy(degraded=CRITICAL))
-    assert [n.severity for _, n in notes] == [CRITICAL]
+    assert [(n.kind, n.severity) for _, n in notes] == [(Kind.NEW, Severity.WARNING)]
+    _, notes = run(["degraded", "degraded"], policy=Policy(degraded=DegradedPolicy.CRITICAL))
+    assert [n.severity for _, n in notes] == [Severity.CRITICAL]
     # ignore: degraded is a good round, so it never fires and it resolves a down alert
-    _, notes = run(["degraded", "degraded", "down", "down", "degraded"], policy=Policy(degraded="ignore"))
-    assert [(i, n.kind) for i, n in notes] == [(3, NEW), (4, RESOLVED)]
+    _, notes = run(["degraded", "degraded", "down", "down", "degraded"], policy=Policy(degraded=DegradedPolicy.IGNORE))
+    assert [(i, n.kind) for i, n in notes] == [(3, Kind.NEW), (4, Kind.RESOLVED)]
 
 
 def test_severity_change_while_firing_needs_threshold_rounds():
     _, notes = run(["degraded", "degraded", "down", "degraded", "down", "down"])
     assert [(i, n.kind, n.severity, n.previous) for i, n in notes] == [
-        (1, NEW, WARNING, None),
-        (5, CHANGED, CRITICAL, WARNING),
+        (1, Kind.NEW, Severity.WARNING, None),
+        (5, Kind.CHANGED, Severity.CRITICAL, Severity.WARNING),
     ]
 
 
@@ -109,7 +96,7 @@ def test_maintenance_mutes_and_reports_what_is_still_true_when_it_ends():
     )
     statuses = ["up"] * 62 + ["down"] * 6  # goes down inside the window, still down after it
     _, notes = run(statuses, windows=[window])
-    assert [(i, n.kind) for i, n in notes] == [(66, NEW)]
+    assert [(i, n.kind) for i, n in notes] == [(66, Kind.NEW)]
     assert notes[0][1].maintenance == "upgrade"
     assert notes[0][1].since == "2026-11-22T02:02:00Z"  # when it really started, inside the window
     # fired and recovered inside the window: nothing to say afterwards
@@ -118,13 +105,13 @@ def test_maintenance_mutes_and_reports_what_is_still_true_when_it_ends():
     assert notes == []
     # other targets are not muted
     _, notes = run(["up"] * 62 + ["down"] * 2, windows=[window], name="other")
-    assert [(i, n.kind) for i, n in notes] == [(63, NEW)]
+    assert [(i, n.kind) for i, n in notes] == [(63, Kind.NEW)]
 
 
 def test_alert_firing_before_a_window_resolves_after_it():
     window = Window("w", "UTC", (), start=at(3), end=at(6))
     _, notes = run(["down", "down", "down", "up", "up", "up", "up", "up"], windows=[window])
-    assert [(i, n.kind) for i, n in notes] == [(1, NEW), (6, RESOLVED)]
+    assert [(i, n.kind) for i, n in notes] == [(1, Kind.NEW), (6, Kind.RESOLVED)]
     assert notes[1][1].maintenance == "w"
 
 
@@ -143,13 +130,13 @@ def test_stale_results_from_a_slow_round_are_ignored():
     state, _ = run(["down", "down"])
     old = result("qwen", "up", at(0.5))  # probed before the state's last round, finishing late
     new_state, notes = decide([old], state, at(3))
-    assert notes == [] and new_state["qwen"].state == FIRING and new_state["qwen"].successes == 0
+    assert notes == [] and new_state["qwen"].state == AlertState.FIRING and new_state["qwen"].successes == 0
 
 
 def test_targets_without_a_result_keep_their_state():
     state, _ = run(["down", "down"], name="a")
     state, notes = decide([result("b", "up", at(3))], state, at(3))
-    assert notes == [] and state["a"].state == FIRING and state["b"].state == OK
+    assert notes == [] and state["a"].state == AlertState.FIRING and state["b"].state == AlertState.OK
 
 
 def test_state_round_trips_through_json_and_the_notification_has_the_facts():

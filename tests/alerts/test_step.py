@@ -21,13 +21,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared.alerts.config import load_alert_config
 from shared.alerts.step import run_alerts
 from shared.config.load import parse_config
-from shared.credentials.tokens import TokenProvider
+from shared.credentials.provider import TokenProvider
 from shared.local.dingtalk_receiver import DingTalkReceiver
 from shared.local.smtp_sink import SmtpSink
-from shared.state.store import FileStore
+from shared.state.file import FileStore
 from tests.alert_fixtures import at, result
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +72,7 @@ class Rounds:
     """Runs alert rounds against one store, with the robot's clock following the rounds' `now`."""
 
     def __init__(self, cfg: dict, robot: DingTalkReceiver):
-        self.alerts = load_alert_config(parse_config(cfg, path="vpcprobe.yaml"))
+        self.alerts = parse_config(cfg, path="vpcprobe.yaml").alerts
         self.robot = robot
         self.store_path = cfg["state"]["path"]
         self.tokens = TokenProvider(environ=ENV)
@@ -214,11 +213,10 @@ import asyncio, sys
 from datetime import datetime
 sys.path.insert(0, {tests!r})
 from tests.alert_fixtures import result
-from shared.alerts.config import load_alert_config
 from shared.config.load import load_config
 from shared.alerts.step import run_alerts
-from shared.credentials.tokens import TokenProvider
-alerts = load_alert_config(load_config({config!r}))
+from shared.credentials.provider import TokenProvider
+alerts = load_config({config!r}).alerts
 now = datetime.fromisoformat(sys.argv[1])
 results = [result(n, s, now) for n, s in (p.split("=") for p in sys.argv[2:])]
 print(asyncio.run(run_alerts(alerts, results, now=now, tokens=TokenProvider(environ={env!r}))), flush=True)
@@ -279,7 +277,7 @@ def test_no_secret_in_any_message_log_line_error_or_file(tmp_path, robot, sink, 
     seen.append(json.dumps(rounds.run(at(3), {"a": "down", "b": "down"})))  # b falls back to email
     bad = dict(cfg, alerts={"channels": [{"name": "x", "type": "dingtalk", "access_token": canaries[5]}]})
     with pytest.raises(Exception) as info:
-        load_alert_config(parse_config(bad, path="bad.yaml"))
+        parse_config(bad, path="bad.yaml")
     seen.append(str(info.value))
     out, err = capsys.readouterr()  # the JSON log lines are on stdout
     assert '"event": "alert_delivery"' in out and "HTTP Request: POST" in caplog.text

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 
 import pytest
 
-from shared.credentials.cloud import CloudError, CloudSettings, ControlPlane
-from shared.fc.invoke import InvokeUsageError, invoke, invoke_async, parse_function
+from shared.credentials.control_plane import ControlPlane
+from shared.credentials.errors import CloudError
+from shared.credentials.settings import CloudSettings
+from shared.fc.invoke import InvokeUsageError, invoke, parse_function
 from shared.local.cli import main
 from tests.fakecloud import FakeCloud
 
@@ -50,7 +51,7 @@ def test_function_names():
 @pytest.mark.parametrize("function, api", [("vpcprobe-probe", "fc3"), ("vpcprobe/legacy-probe", "fc2")])
 def test_sync_invocation_returns_the_functions_response(cloud, function, api):
     result = invoke(function, b'{"targets": ["a"]}', settings=settings())
-    assert (result.api, result.status, result.ok) == (api, 200, True)
+    assert (result.api, result.status, result.error_type) == (api, 200, None)
     assert json.loads(result.body)["ok"]
     assert result.request_id == cloud.invocations[-1]["request_id"]
     call = cloud.invocations[-1]
@@ -60,10 +61,10 @@ def test_sync_invocation_returns_the_functions_response(cloud, function, api):
 
 @pytest.mark.parametrize("function, api", [("vpcprobe-probe", "fc3"), ("vpcprobe/legacy-probe", "fc2")])
 def test_async_invocation_returns_the_request_id(cloud, function, api):
-    result = asyncio.run(invoke_async(function, b'{"source": "gateway"}', is_async=True, settings=settings()))
+    result = invoke(function, b'{"source": "cli"}', is_async=True, settings=settings())
     assert (result.api, result.status, result.body) == (api, 202, b"")
     assert result.request_id and result.request_id == cloud.invocations[-1]["request_id"]
-    assert cloud.invocations[-1]["type"] == "Async" and cloud.invocations[-1]["payload"] == b'{"source": "gateway"}'
+    assert cloud.invocations[-1]["type"] == "Async" and cloud.invocations[-1]["payload"] == b'{"source": "cli"}'
 
 
 def test_qualifier_reaches_both_apis(cloud):
@@ -76,7 +77,7 @@ def test_qualifier_reaches_both_apis(cloud):
 @pytest.mark.parametrize("function", ["broken", "vpcprobe/broken"])
 def test_a_failing_function_is_a_result_with_its_error(cloud, function):
     result = invoke(function, b"{}", settings=settings())
-    assert result.error_type and not result.ok
+    assert result.error_type
     assert json.loads(result.body)["errorMessage"] == "division by zero"
 
 
@@ -104,7 +105,7 @@ def test_throttled_invocations_are_retried_then_fail_clearly(cloud, function, ap
     sleeps: list[float] = []
     plane = ControlPlane(settings(retries=2), sleep=sleeps.append)
     cloud.throttle(2, api)
-    assert invoke(function, b"", plane=plane).ok
+    assert invoke(function, b"", plane=plane).error_type is None
     assert cloud.count(api, 429) == 2 and len(sleeps) == 2
     cloud.throttle(5, api)
     with pytest.raises(CloudError) as err:

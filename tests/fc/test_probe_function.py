@@ -7,15 +7,18 @@ import json
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
 import yaml
 
 from shared.local.simulator import Simulator
+from tests.fakecloud import FakeCloud
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
+REGION = "ap-southeast-1"
 PL = "ep-handler.dashscope.ap-southeast-1.privatelink.aliyuncs.com"
 EAS = "1234567890.vpc.ap-southeast-1.pai-eas.aliyuncs.com"
 
@@ -130,7 +133,7 @@ def test_handler_import_is_light():
     """Cold start: importing the entry point must not pull in the cloud SDKs or the simulator."""
     code = (
         "import sys; sys.path.insert(0, 'functions/probe'); import index; "
-        "bad = [m for m in sys.modules if m.startswith(('alibabacloud', 'Tea', 'fc2', 'oss2', 'aiohttp', "
+        "bad = [m for m in sys.modules if m.startswith(('alibabacloud', 'Tea', 'requests', 'fc2', 'oss2', 'aiohttp', "
         "'shared.local.simulator', 'trustme', 'cryptography'))]; print(bad); sys.exit(1 if bad else 0)"
     )
     proc = subprocess.run(
@@ -157,3 +160,55 @@ def test_handler_imports_on_fc_pythons(version):
         text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_any_other_refusal_answers_with_its_message(config, monkeypatch, capsys):
+    """A VpcprobeError outside BadEvent and ConfigError still ends in a summary, not a failed invocation."""
+    from shared.errors import VpcprobeError
+    from shared.fc import probe_function
+
+    def refuse(_event):
+        raise VpcprobeError("nothing vpcprobe can run")
+
+    monkeypatch.setattr(probe_function, "parse_probe_event", refuse)
+    summary = json.loads(load_entry().handler(b"", None))
+    assert summary == {"ok": False, "error": "nothing vpcprobe can run"}
+    assert [line["event"] for line in log_lines(capsys.readouterr().out)] == ["round_refused"]
+
+
+def test_fc_context_credentials_and_a_warm_cache(sim, tmp_path, monkeypatch, capsys):
+    """The FC python3.10 path: no ALIBABA_CLOUD_* variables, credentials in context.credentials."""
+    from shared.credentials import provider
+    from shared.fc import probe_function
+
+    with FakeCloud() as cloud:
+        cloud.add_kms_secret("ds-key", "sk-handler-canary-1")
+        cloud.add_eas_service("llm_demo", token="eas-handler-canary-2")
+        eas_host = f"{cloud.account_id}.vpc.{REGION}.pai-eas.aliyuncs.com"
+        path = tmp_path / "vpcprobe.yaml"
+        path.write_text(json.dumps({
+            "region": REGION,
+            "defaults": {"timeout": "2s", "retries": 0},
+            "resolve": {PL: f"127.0.0.2:{sim.port}", eas_host: f"127.0.0.2:{sim.port}"},
+            "targets": [
+                {"name": "qwen", "kind": "dashscope", "endpoint": f"http://{PL}", "credential": "kms:ds-key"},
+                {"name": "llm", "kind": "eas", "credential": f"eas:{REGION}/llm_demo"},
+            ],
+        }))
+        for name in ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("FC_FUNCTION_NAME", "vpcprobe-probe")
+        monkeypatch.setattr(provider, "_shared", None)
+        monkeypatch.setattr(probe_function, "_cache", {})
+        key = cloud.default_key
+        creds = types.SimpleNamespace(access_key_id=key.access_key_id, access_key_secret=key.secret,
+                                      security_token=key.token)
+        context = types.SimpleNamespace(request_id="req-1", credentials=creds)
+        for _ in range(2):
+            summary, _results = probe_function.run_probe_event(b"", context, config_path=str(path))
+            assert (summary["ok"], summary["up"]) == (True, 2)
+        assert (cloud.count("kms"), cloud.count("eas")) == (1, 1)  # the second invocation used the warm cache
+        vpc_hosts = {f"kms-vpc.{REGION}.aliyuncs.com", f"pai-eas-manage-vpc.{REGION}.aliyuncs.com"}
+        assert {c.host for c in cloud.calls} == vpc_hosts
+    eas_line = next(x for x in log_lines(capsys.readouterr().out) if x["event"] == "probe" and x["target"] == "llm")
+    assert eas_line["eas_service"] == {"status": "Running", "running": 1, "total": 1}

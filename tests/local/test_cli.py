@@ -146,3 +146,19 @@ def test_simulator_fault_survives_between_cli_rounds(cfg, sim, capsys):
 def test_doctor_refuses_what_is_not_a_url(url, capsys):
     assert main(["doctor", url]) == 2
     assert "vpcprobe doctor:" in capsys.readouterr().out
+
+
+def test_serve_without_the_local_extra_names_the_extra(monkeypatch, capsys):
+    """The base install is FC's: `serve` needs the `local` extra, and says so instead of a traceback."""
+    for name in [m for m in sys.modules if m.startswith(("shared.local.serve", "shared.local.schedule"))]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "croniter", None)  # `import croniter` now raises ModuleNotFoundError
+    assert main(["serve", "--rounds", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "`local` extra (croniter is not installed)" in err and "vpcprobe[local]" in err
+
+
+def test_a_missing_module_of_no_extra_is_still_a_bug(monkeypatch):
+    monkeypatch.setattr("shared.local.cli._targets", lambda args: __import__("no_such_module_of_ours"))
+    with pytest.raises(ModuleNotFoundError):
+        main(["targets"])

@@ -14,11 +14,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from shared.alerts.policy import Notification
-from shared.config.load import Reader
-from shared.credentials.tokens import CredentialRef, TokenProvider, parse_ref
+from shared.config.reader import Reader
+from shared.credentials.provider import TokenProvider
+from shared.credentials.refs import CredentialRef, parse_ref
 
 # type -> module; imported only when a config uses the type (keeps the handler's import light).
 TYPES: dict[str, str] = {
@@ -59,7 +60,6 @@ class Message:
 class Channel(ABC):
     """The interface: a name, whether it sends recoveries, an optional rate limit, and send()."""
 
-    type: ClassVar[str]
     name: str
     send_resolved: bool = True
     # (messages, per seconds): the delivery loop keeps sends under it, across rounds and instances.
@@ -68,9 +68,6 @@ class Channel(ABC):
     @abstractmethod
     async def send(self, message: Message, tokens: TokenProvider) -> Delivery:
         """Deliver one message; never raises for delivery problems, and never puts a secret in an error."""
-
-    def describe(self) -> str:
-        return f"{self.type} channel '{self.name}'"
 
 
 def parse_channel(r: Reader) -> Channel | None:

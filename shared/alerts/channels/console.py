@@ -9,13 +9,11 @@ from __future__ import annotations
 import sys
 
 from shared.alerts.channels import Channel, Delivery, Message, render
-from shared.config.load import Reader
-from shared.credentials.tokens import TokenProvider
+from shared.config.reader import Reader
+from shared.credentials.provider import TokenProvider
 
 
 class Console(Channel):
-    type = "console"
-
     def __init__(self, name: str, *, send_resolved: bool = True) -> None:
         self.name, self.send_resolved = name, send_resolved
 

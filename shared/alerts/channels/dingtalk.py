@@ -24,9 +24,11 @@ import httpx
 
 from shared import logs
 from shared.alerts.channels import Channel, Delivery, Message, read_ref, read_str_list, read_url, render
-from shared.alerts.policy import RESOLVED, Notification, iso
-from shared.config.load import Reader
-from shared.credentials.tokens import CredentialError, CredentialRef, TokenProvider
+from shared.alerts.policy import Notification, NotificationKind, iso
+from shared.config.reader import Reader
+from shared.credentials.errors import CredentialError
+from shared.credentials.provider import TokenProvider
+from shared.credentials.refs import CredentialRef
 
 DEFAULT_URL = "https://oapi.dingtalk.com/robot/send"
 MAX_BODY = 20_000  # bytes; DingTalk answers 460101 above this
@@ -53,7 +55,6 @@ def sign(secret: str, timestamp_ms: str) -> str:
 
 
 class DingTalk(Channel):
-    type = "dingtalk"
     rate_limit = (19, 60.0)  # stay under DingTalk's 20 a minute, counted across rounds and instances
 
     def __init__(
@@ -128,7 +129,7 @@ class DingTalk(Channel):
         """The JSON body, under max_bytes: entries that don't fit are named in a closing note (never a
         second message: a burst is what gets a robot throttled). Returns (body, entries summarized)."""
         notes = list(message.notifications)
-        alerting = any(n.kind != RESOLVED for n in notes)
+        alerting = any(n.kind != NotificationKind.RESOLVED for n in notes)
         mentions = [f"@{m}" for m in (*self.at_mobiles, *self.at_user_ids)] if alerting else []
         head = f"#### {render.title(message)}\n" + ("\n" + " ".join(mentions) + "\n" if mentions else "")
         foot = "\n---\n" + (f"[Status page]({message.status_page_url}) · " if message.status_page_url else "")

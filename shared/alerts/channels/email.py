@@ -19,18 +19,19 @@ from email.utils import format_datetime, getaddresses, parseaddr
 from pathlib import Path
 
 from shared.alerts.channels import Channel, Delivery, Message, read_ref, read_str_list, render
-from shared.alerts.policy import CRITICAL, RESOLVED, WARNING, iso
-from shared.config.load import Reader
-from shared.credentials.tokens import CredentialError, CredentialRef, TokenProvider
+from shared.alerts.policy import NotificationKind, Severity, iso
+from shared.config.reader import Reader
+from shared.credentials.errors import CredentialError
+from shared.credentials.provider import TokenProvider
+from shared.credentials.refs import CredentialRef
 
 SECURITY = ("ssl", "starttls")
 DEFAULT_PORT = {"ssl": 465, "starttls": 587}
-_COLOR = {CRITICAL: "#d93026", WARNING: "#e37400", RESOLVED: "#188038"}
+_COLOR = {Severity.CRITICAL: "#d93026", Severity.WARNING: "#e37400"}
+_RESOLVED_COLOR = "#188038"
 
 
 class Email(Channel):
-    type = "email"
-
     def __init__(
         self,
         name: str,
@@ -67,7 +68,7 @@ class Email(Channel):
 
     def build(self, message: Message) -> EmailMessage:
         msg = EmailMessage()
-        msg["Subject"] = render.title(message, names=3)
+        msg["Subject"] = render.title(message)
         msg["From"] = self.sender
         msg["To"] = ", ".join(self.to)
         if self.cc:
@@ -81,15 +82,15 @@ class Email(Channel):
         msg.add_alternative(self.html(message, rows), subtype="html")
         return msg
 
-    def html(self, message: Message, rows: list | None = None) -> str:
+    def html(self, message: Message, rows: list[render.Entry]) -> str:
         e = html.escape
         worst, text = render.counts(message.notifications)
         parts = [
             "<html><body style=\"font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;font-size:14px\">",
             f"<h2 style=\"margin:0 0 12px\">vpcprobe — {e(worst)}: {e(text)}</h2>",
         ]
-        for n, pairs in rows if rows is not None else render.all_facts(message):
-            color = _COLOR[RESOLVED] if n.kind == RESOLVED else _COLOR.get(n.severity or "", "#5f6368")
+        for n, pairs in rows:
+            color = _RESOLVED_COLOR if n.kind == NotificationKind.RESOLVED else _COLOR.get(n.severity, "#5f6368")
             parts.append(
                 f"<h3 style=\"margin:16px 0 4px;color:{color}\">{e(render.heading(n))}</h3>"
                 "<table style=\"border-collapse:collapse\">"

@@ -12,10 +12,14 @@ from datetime import datetime
 
 from shared import logs
 from shared.alerts.channels import Message
-from shared.alerts.policy import CHANGED, CRITICAL, NEW, REMINDER, RESOLVED, WARNING, Notification, iso, parse_iso, zone
+from shared.alerts.policy import Notification, NotificationKind, Severity, iso, parse_iso, zone
 
-MARK = {CRITICAL: "🔴", WARNING: "🟠", RESOLVED: "✅"}
+MARK = {Severity.CRITICAL: "🔴", Severity.WARNING: "🟠"}
+RESOLVED_MARK = "✅"
 TIMING_KEYS = ("total", "dns", "connect", "tls", "ttfb")
+TITLE_NAMES = 3  # targets named in a title; the rest are counted
+
+Entry = tuple[Notification, list[tuple[str, str]]]  # a notification with its (label, value) facts
 
 
 def clean(text: str) -> str:
@@ -23,17 +27,17 @@ def clean(text: str) -> str:
 
 
 def mark(n: Notification) -> str:
-    return MARK[RESOLVED] if n.kind == RESOLVED else MARK.get(n.severity or "", "⚪")
+    return RESOLVED_MARK if n.kind == NotificationKind.RESOLVED else MARK.get(n.severity, "⚪")
 
 
 def label(n: Notification) -> str:
     """FIRING · CRITICAL, CHANGED · WARNING → CRITICAL, REMINDER · CRITICAL, RESOLVED."""
-    if n.kind == RESOLVED:
+    if n.kind == NotificationKind.RESOLVED:
         return "RESOLVED"
     sev = (n.severity or "").upper()
-    if n.kind == CHANGED:
+    if n.kind == NotificationKind.CHANGED:
         return f"CHANGED · {(n.previous or '').upper()} → {sev}"
-    return f"{'REMINDER' if n.kind == REMINDER else 'FIRING'} · {sev}"
+    return f"{'REMINDER' if n.kind == NotificationKind.REMINDER else 'FIRING'} · {sev}"
 
 
 def when(stamp: str | None, tz: str) -> str:
@@ -58,7 +62,7 @@ def duration(start: str | None, end: datetime) -> str:
 
 
 def state_line(n: Notification, m: Message) -> str:
-    if n.kind == RESOLVED:
+    if n.kind == NotificationKind.RESOLVED:
         return (
             f"{n.status} since {when(n.since, m.timezone)}; was {_word(n.previous)} for "
             f"{_span(n.started, n.since)} (from {when(n.started, m.timezone)})"
@@ -66,8 +70,8 @@ def state_line(n: Notification, m: Message) -> str:
     return f"{n.status} since {when(n.since, m.timezone)} (for {duration(n.since, m.now)})"
 
 
-def _word(severity: str | None) -> str:
-    return {CRITICAL: "down", WARNING: "degraded"}.get(severity or "", "failing")
+def _word(severity: Severity | None) -> str:
+    return {Severity.CRITICAL: "down", Severity.WARNING: "degraded"}.get(severity, "failing")
 
 
 def _span(start: str | None, end: str | None) -> str:
@@ -84,7 +88,7 @@ def timings(n: Notification) -> str:
 def facts(n: Notification, m: Message, remedies_shown: set[str]) -> list[tuple[str, str]]:
     """(label, value) pairs for one entry; a remedy already shown in this message is referenced, not repeated."""
     rows = [("state", state_line(n, m))]
-    if n.kind != RESOLVED and n.code:
+    if n.kind != NotificationKind.RESOLVED and n.code:
         rows.append(("diagnosis", f"{n.code}: {n.message or ''}".strip()))
         if n.remedy and n.code in remedies_shown:
             rows.append(("fix", f"as for {n.code} above"))
@@ -92,7 +96,7 @@ def facts(n: Notification, m: Message, remedies_shown: set[str]) -> list[tuple[s
             remedies_shown.add(n.code)
             rows.append(("fix", n.remedy))
     rows.append(("timings", timings(n)))
-    if n.failed and n.kind != RESOLVED:
+    if n.failed and n.kind != NotificationKind.RESOLVED:
         rows.append(("failed addresses", ", ".join(n.failed)))
     rows.append(("endpoint", n.url))
     if n.maintenance:
@@ -107,9 +111,9 @@ def heading(n: Notification) -> str:
 def counts(notifications: Iterable[Notification]) -> tuple[str, str]:
     """(worst state word, "2 alerting (1 critical, 1 warning), 1 resolved")."""
     notes = list(notifications)
-    alerting = [n for n in notes if n.kind in (NEW, CHANGED, REMINDER)]
-    resolved = [n for n in notes if n.kind == RESOLVED]
-    crit = sum(1 for n in alerting if n.severity == CRITICAL)
+    alerting = [n for n in notes if n.kind != NotificationKind.RESOLVED]
+    resolved = [n for n in notes if n.kind == NotificationKind.RESOLVED]
+    crit = sum(1 for n in alerting if n.severity == Severity.CRITICAL)
     warn = len(alerting) - crit
     worst = "CRITICAL" if crit else ("WARNING" if warn else "RESOLVED")
     parts = []
@@ -121,21 +125,23 @@ def counts(notifications: Iterable[Notification]) -> tuple[str, str]:
     return worst, ", ".join(parts)
 
 
-def title(m: Message, *, names: int = 3) -> str:
+def title(m: Message) -> str:
     """`[vpcprobe] CRITICAL: 2 alerting (2 critical), 1 resolved — llm-eas-vpc, qwen-a, +1`."""
     worst, text = counts(m.notifications)
     targets = [n.target for n in m.notifications]
-    shown = ", ".join(targets[:names]) + (f", +{len(targets) - names}" if len(targets) > names else "")
+    shown = ", ".join(targets[:TITLE_NAMES])
+    if len(targets) > TITLE_NAMES:
+        shown += f", +{len(targets) - TITLE_NAMES}"
     return clean(f"[vpcprobe] {worst}: {text} — {shown}")
 
 
-def all_facts(m: Message) -> list[tuple[Notification, list[tuple[str, str]]]]:
+def all_facts(m: Message) -> list[Entry]:
     """Each notification with its facts, computed once per message (email renders them twice)."""
     shown: set[str] = set()
     return [(n, facts(n, m, shown)) for n in m.notifications]
 
 
-def plain(m: Message, rows: list[tuple[Notification, list[tuple[str, str]]]] | None = None) -> str:
+def plain(m: Message, rows: list[Entry] | None = None) -> str:
     """The message as plain text (console, email text part)."""
     lines = [title(m), ""]
     for n, pairs in rows if rows is not None else all_facts(m):

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from shared.alerts.channels.dingtalk import MAX_BODY, DingTalk, sign
-from shared.credentials.tokens import CredentialRef, TokenProvider
+from shared.credentials.provider import TokenProvider
+from shared.credentials.refs import CredentialRef
 from shared.local.dingtalk_receiver import DingTalkReceiver
 from tests.alert_fixtures import at, firing, message
 

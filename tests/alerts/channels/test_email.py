@@ -8,7 +8,8 @@ import socket
 import pytest
 
 from shared.alerts.channels.email import Email
-from shared.credentials.tokens import CredentialRef, TokenProvider
+from shared.credentials.provider import TokenProvider
+from shared.credentials.refs import CredentialRef
 from shared.local.smtp_sink import SmtpSink
 from tests.alert_fixtures import firing, message
 

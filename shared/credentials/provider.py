@@ -1,74 +1,27 @@
-"""Credential references (`env:`, `kms:`, `eas:`) and the provider that turns them into secrets.
+"""The provider that turns credential references into secret values, with the warm instance's cache.
 
-Config never holds a secret, only a reference; the value is fetched at run time and registered
-with the log redactor so it can never be printed. `kms:` and `eas:` values are cached in the warm
-FC instance for a TTL; a 401 upstream invalidates them (see Prober), and concurrent callers of
-one round share one fetch. The control-plane calls themselves live in shared/cloud.py.
+The value is fetched at run time and registered with the log redactor so it can never be printed.
+`kms:` and `eas:` values are cached in the warm FC instance for a TTL; a 401 upstream invalidates
+them (see Prober), and concurrent callers of one round share one fetch. The control-plane calls
+themselves are shared/credentials/control_plane.py, loaded on the first `kms:` / `eas:` fetch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared import logs
-from shared.errors import VpcprobeError
+from shared.credentials.errors import CloudError, CredentialError
+from shared.credentials.refs import CredentialRef
+from shared.credentials.settings import CloudSettings
 
-if TYPE_CHECKING:  # shared.credentials.cloud loads on first use: the FC handler's import stays as light as before
-    from shared.credentials.cloud import CloudSettings, ControlPlane, EasService
-
-_RE_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_RE_KMS = re.compile(r"^([A-Za-z0-9_/+=.@-]+?)(?:@([A-Za-z0-9_-]+))?$")
-_RE_EAS = re.compile(r"^([a-z0-9-]+)/([A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)?)$")
-
-
-class CredentialError(VpcprobeError):
-    """A credential could not be obtained; the message names the reference, never the value."""
-
-
-@dataclass(frozen=True)
-class CredentialRef:
-    scheme: str  # env | kms | eas
-    name: str  # variable name, secret name, or EAS service name
-    stage: str | None = None  # KMS VersionStage
-    region: str | None = None  # EAS region
-
-    def __str__(self) -> str:
-        if self.scheme == "kms":
-            return f"kms:{self.name}" + (f"@{self.stage}" if self.stage else "")
-        if self.scheme == "eas":
-            return f"eas:{self.region}/{self.name}"
-        return f"{self.scheme}:{self.name}"
-
-
-def parse_ref(value: object) -> CredentialRef:
-    """Parse `env:NAME`, `kms:SECRET[@STAGE]` or `eas:<region>/<service>`; inline secrets are refused."""
-    if not isinstance(value, str) or ":" not in value:
-        raise ValueError(
-            "must be a reference: env:NAME, kms:SECRET_NAME[@VERSION_STAGE] or eas:<region>/<service> "
-            "(secrets are never written inline)"
-        )
-    scheme, _, rest = value.partition(":")
-    if scheme == "env" and _RE_ENV.match(rest):
-        return CredentialRef("env", rest)
-    if scheme == "kms" and (m := _RE_KMS.match(rest)):
-        return CredentialRef("kms", m.group(1), stage=m.group(2))
-    if scheme == "eas" and (m := _RE_EAS.match(rest)):
-        return CredentialRef("eas", m.group(2), region=m.group(1))
-    hints = {
-        "env": "env:NAME with NAME an environment variable name",
-        "kms": "kms:SECRET_NAME or kms:SECRET_NAME@ACSCurrent",
-        "eas": "eas:<region>/<service>, e.g. eas:cn-hangzhou/my_llm",
-    }
-    if scheme in hints:
-        raise ValueError(f"malformed {scheme}: reference; expected {hints[scheme]}")
-    raise ValueError(f"unknown reference scheme '{scheme}:'; use env:, kms: or eas:")
+if TYPE_CHECKING:  # the control plane loads on the first kms:/eas: fetch: an env:-only round never imports it
+    from shared.credentials.control_plane import ControlPlane, EasService
 
 
 class Resolved:
@@ -102,32 +55,13 @@ class TokenProvider:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._environ = environ if environ is not None else os.environ
-        if cloud is None:
-            from shared.credentials.cloud import CloudSettings
-
-            cloud = CloudSettings()
-        self._cloud = cloud
+        self._cloud = cloud if cloud is not None else CloudSettings()
         self._plane = plane
         self._clock = clock
         self._context: Any = None
         self._cache: dict[CredentialRef, Resolved] = {}
         self._inflight: dict[CredentialRef, tuple[asyncio.AbstractEventLoop, asyncio.Future[Resolved]]] = {}
         self._lock = threading.Lock()
-        self.fetches = 0  # control-plane fetches made (for tests and figures)
-
-    @property
-    def cloud(self) -> CloudSettings:
-        return self._cloud
-
-    @property
-    def plane(self) -> ControlPlane:
-        """The control-plane client, created on first use (cheap: the SDKs load on first call)."""
-        if self._plane is None:
-            from shared.credentials.cloud import ControlPlane
-
-            self._plane = ControlPlane(self._cloud, self._environ)
-        self._plane.context = self._context
-        return self._plane
 
     def configure(self, cloud: CloudSettings) -> None:
         """Adopt a (re)loaded config's cloud settings; cached values are dropped when they change."""
@@ -197,19 +131,21 @@ class TokenProvider:
             del self._cache[ref]
             return True
 
-    def cached(self, ref: CredentialRef) -> Resolved | None:
-        with self._lock:
-            return self._cache.get(ref)
+    def _control_plane(self) -> ControlPlane:
+        """The control-plane client, created on first use (cheap: the SDKs load on first call)."""
+        if self._plane is None:
+            from shared.credentials.control_plane import ControlPlane
+
+            self._plane = ControlPlane(self._cloud, self._environ)
+        self._plane.context = self._context
+        return self._plane
 
     async def _fetch(self, ref: CredentialRef) -> Resolved:
-        from shared.credentials.cloud import CloudError
-
-        plane = self.plane
-        self.fetches += 1
+        plane = self._control_plane()
         try:
             if ref.scheme == "kms":
-                secret = await asyncio.to_thread(plane.get_secret_value, ref.name, ref.stage)
-                resolved = Resolved(secret.value, self._clock())
+                value = await asyncio.to_thread(plane.get_secret_value, ref.name, ref.stage)
+                resolved = Resolved(value, self._clock())
             elif ref.scheme == "eas":
                 assert ref.region is not None
                 service, token = await asyncio.to_thread(plane.describe_service, ref.region, ref.name)

@@ -1,0 +1,101 @@
+"""The validation toolkit every section of vpcprobe.yaml is read with.
+
+A problem is recorded as `file: field.path: what is wrong` and reading goes on, so one ConfigError
+lists every problem of a file: fixing them one run at a time is how a config stays broken.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any
+
+from shared.errors import VpcprobeError
+
+
+class ConfigError(VpcprobeError):
+    """One or more config problems, each as `file: path: what is wrong`."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$")
+
+
+class Reader:
+    """Reads one mapping, recording problems with their field path instead of stopping at the first."""
+
+    def __init__(self, data: Any, path: str, problems: list[str], file: str):
+        self.path, self.problems, self.file = path, problems, file
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            self.error(f"must be a mapping, got {type(data).__name__}")
+            data = {}
+        self.data = data
+        self.seen: set[str] = set()
+
+    def error(self, message: str, key: str | None = None) -> None:
+        where = f"{self.path}.{key}" if key and self.path else (key or self.path or "(top level)")
+        self.problems.append(f"{self.file}: {where}: {message}")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.seen.add(key)
+        return self.data.get(key, default)
+
+    def str(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
+        value = self.get(key)
+        if value is None:
+            if required:
+                self.error("is required", key)
+            return default
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            self.error(f"must be a string, got {type(value).__name__}", key)
+            return default
+        return str(value)
+
+    def choice(self, key: str, options: tuple[str, ...], default: str | None) -> str | None:
+        value = self.str(key, default)
+        if value is not None and value not in options:
+            self.error(f"must be one of {', '.join(options)} (got '{value}')", key)
+            return default
+        return value
+
+    def int(self, key: str, default: int, *, minimum: int = 0) -> int:
+        value = self.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            self.error(f"must be a whole number >= {minimum} (got {value!r})", key)
+            return default
+        return value
+
+    def bool(self, key: str, default: bool) -> bool:
+        value = self.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.error(f"must be true or false (got {value!r})", key)
+            return default
+        return value
+
+    def seconds(self, key: str, default: float | None) -> float | None:
+        """A duration: 5, 5s, 500ms, 2m; bare numbers are seconds."""
+        value = self.get(key)
+        if value is None:
+            return default
+        m = _DURATION.match(str(value).strip()) if not isinstance(value, bool) else None
+        if not m or float(m.group(1)) <= 0:
+            self.error(f"must be a positive duration such as 500ms, 5s or 2m (got {value!r})", key)
+            return default
+        scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+        return float(m.group(1)) * scale
+
+    def finish(self) -> None:
+        for key in self.data:
+            if key not in self.seen:
+                close = difflib.get_close_matches(str(key), sorted(self.seen), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else f"; known fields: {', '.join(sorted(self.seen))}"
+                self.error(f"unknown field{hint}", str(key))

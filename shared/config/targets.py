@@ -1,0 +1,216 @@
+"""A target and its probe settings, read from one `targets:` item (or `defaults:`).
+
+The endpoint forms and their rules are config/urls.py's; this reads the fields around them and
+settles what a target's request is: api, auth, probe mode, and an EAS endpoint deferred to
+DescribeService when only an eas: credential says where the service is.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shared.config import urls
+from shared.config.reader import Reader
+from shared.credentials.refs import CredentialRef, parse_ref
+
+# Placeholder host of a target whose endpoint comes from DescribeService (.invalid never resolves).
+DEFERRED_HOST = "intranet-endpoint.invalid"
+PROBE_MODES = ("models", "chat", "http")
+EAS_BODY_LIMIT = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    mode: str = "models"
+    timeout_s: float = 5.0
+    retries: int = 1
+    retry_delay_s: float = 0.2
+    latency_slo_ms: float | None = None
+    model: str | None = None
+    stream: bool = False
+    method: str = "GET"
+    path: str | None = None
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    expect_status: tuple[int, ...] = (200,)
+    expect_body: str | None = None
+    cert_min_days: int = 14
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    kind: str  # dashscope | eas
+    endpoint: urls.Endpoint
+    api: str  # compatible | native (dashscope); openai (eas)
+    api_path: str | None
+    credential: CredentialRef | None
+    auth: str  # bearer | raw
+    probe: ProbeSettings
+    workspace: str | None = None
+    ca_bundle: str | None = None
+    tls_verify: bool = True
+    # eas: credential without an endpoint: `endpoint` is a placeholder until the probe reads the
+    # service's IntranetEndpoint from DescribeService (the URL rules are applied to that then).
+    endpoint_deferred: bool = False
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self.endpoint.warnings
+
+
+def read_probe(r: Reader, base: ProbeSettings) -> ProbeSettings:
+    """A `probe:` block (or `defaults:`); unset fields keep `base`."""
+    expect = r.get("expect_status")
+    if expect is None:
+        expect_status = base.expect_status
+    else:
+        items = expect if isinstance(expect, list) else [expect]
+        if all(isinstance(x, int) and 100 <= x <= 599 for x in items) and items:
+            expect_status = tuple(items)
+        else:
+            r.error(f"must be an HTTP status or a list of them (got {expect!r})", "expect_status")
+            expect_status = base.expect_status
+    headers = r.get("headers") or {}
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        r.error("must map header names to string values", "headers")
+        headers = {}
+    if any(k.lower() == "authorization" for k in headers):
+        r.error("must not set Authorization: name the credential with 'credential' instead", "headers")
+    expect_body = r.str("expect_body", base.expect_body)
+    if expect_body is not None:
+        try:
+            re.compile(expect_body)
+        except re.error as exc:
+            r.error(f"is not a valid regular expression: {exc}", "expect_body")
+    method = (r.str("method", base.method) or "GET").upper()
+    if method not in ("GET", "POST", "HEAD", "PUT", "OPTIONS"):
+        r.error(f"must be GET, POST, HEAD, PUT or OPTIONS (got {method})", "method")
+    return ProbeSettings(
+        mode=r.choice("mode", PROBE_MODES, base.mode) or "models",
+        timeout_s=r.seconds("timeout", base.timeout_s) or base.timeout_s,
+        retries=r.int("retries", base.retries),
+        retry_delay_s=r.seconds("retry_delay", base.retry_delay_s) or base.retry_delay_s,
+        latency_slo_ms=_ms(r.seconds("latency_slo", None)) or base.latency_slo_ms,
+        model=r.str("model", base.model),
+        stream=r.bool("stream", base.stream),
+        method=method,
+        path=r.str("path", base.path),
+        body=r.get("body", base.body),
+        headers={**base.headers, **headers},
+        expect_status=expect_status,
+        expect_body=expect_body,
+        cert_min_days=r.int("cert_min_days", base.cert_min_days),
+    )
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
+
+
+def read_target(r: Reader, base_probe: ProbeSettings, function_region: str | None) -> Target | None:
+    """One `targets:` item; None when it is disabled or too broken to probe (its problems are recorded)."""
+    name = r.str("name", required=True)
+    if name is not None and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", name):
+        r.error("must be 1-63 letters, digits, '-', '_' or '.', starting with a letter or digit", "name")
+    if name is not None:
+        r.path = f"targets[{name}]"
+    kind = r.choice("kind", ("dashscope", "eas"), None)
+    if kind is None and "kind" not in r.data:
+        r.error("is required: dashscope or eas", "kind")
+    credential = None
+    if (ref := r.get("credential")) is not None:
+        try:
+            credential = parse_ref(ref)
+        except ValueError as exc:
+            r.error(str(exc), "credential")
+    probe_reader = Reader(r.get("probe"), f"{r.path}.probe", r.problems, r.file)
+    probe = read_probe(probe_reader, base_probe)
+    probe_reader.finish()
+    ca_bundle = r.str("ca_bundle")
+    tls_verify = r.bool("tls_verify", True)
+    workspace = r.str("workspace")
+    url = r.str("endpoint")
+    endpoint = api_path = None
+    deferred = False
+    api = "openai"
+    auth = "bearer"
+    try:
+        if kind == "dashscope":
+            for key in ("service", "api_path", "uid", "gateway", "instance", "network"):
+                if key in r.data:
+                    r.error("belongs to eas targets, not dashscope", key)
+                    r.seen.add(key)
+            endpoint, implied = urls.dashscope_endpoint(
+                url, region=r.str("region"), endpoint_id=r.str("endpoint_id"), domain=r.str("domain")
+            )
+            api = r.choice("api", ("compatible", "native"), implied or "compatible") or "compatible"
+            if implied and api != implied:
+                r.error(f"endpoint path implies api '{implied}' but api says '{api}'", "api")
+            if probe.mode == "chat" and not probe.model:
+                probe = replace(probe, model="qwen-flash")
+        elif kind == "eas" and _deferred(url, credential, r):
+            # The endpoint comes from DescribeService's IntranetEndpoint at probe time.
+            assert credential is not None
+            endpoint, deferred = _deferred_endpoint(r, credential), True
+            api_path = r.str("api_path")
+        elif kind == "eas":
+            endpoint, found_api_path = urls.eas_endpoint(
+                url,
+                service=r.str("service"),
+                region=r.str("region"),
+                uid=r.str("uid"),
+                network=r.choice("network", ("vpc", "public"), "vpc") or "vpc",
+                gateway=r.str("gateway"),
+                instance=r.str("instance"),
+                function_region=function_region,
+            )
+            api_path = r.str("api_path") or found_api_path
+        if kind == "eas":
+            if api_path and not api_path.startswith("/"):
+                api_path = "/" + api_path
+            auth = r.choice("auth", ("raw", "bearer"), "raw") or "raw"
+            if probe.mode == "chat" and not probe.model:
+                r.error(
+                    "chat probes of an EAS service need 'model' (the served model name, see GET /v1/models)",
+                    "probe.model",
+                )
+            body = probe.body
+            if body is not None and len(body if isinstance(body, str) else yaml.safe_dump(body)) > EAS_BODY_LIMIT:
+                r.error("probe body is over 1 MB: the EAS gateway rejects request bodies over 1 MB (413)", "probe.body")
+    except urls.UrlError as exc:
+        r.error(str(exc), "endpoint")
+    if probe.mode == "http" and not probe.path:
+        r.error("http probes need 'path' (appended to the endpoint)", "probe.path")
+    if ca_bundle and not Path(ca_bundle).is_file():
+        r.error(f"file '{ca_bundle}' does not exist", "ca_bundle")
+    for key in ("region", "endpoint_id", "domain", "api", "auth", "enabled", "alerts"):  # alerts: with alerts:
+        r.get(key)
+    r.finish()
+    if endpoint is None or name is None or kind is None or r.get("enabled", True) is False:
+        return None
+    return Target(
+        name, kind, endpoint, api, api_path, credential, auth, probe, workspace, ca_bundle, tls_verify, deferred
+    )
+
+
+def _deferred(url: str | None, credential: CredentialRef | None, r: Reader) -> bool:
+    """An eas: credential and nothing that locates the service: DescribeService will say where it is."""
+    located = url is not None or any(k in r.data for k in ("uid", "instance", "gateway"))
+    return not located and credential is not None and credential.scheme == "eas"
+
+
+def _deferred_endpoint(r: Reader, credential: CredentialRef) -> urls.Endpoint:
+    region = r.str("region")
+    if region and region != credential.region:
+        r.error(f"is '{region}' but the credential {credential} names region {credential.region}", "region")
+    service = r.str("service") or credential.name
+    r.get("network")
+    return urls.Endpoint(
+        "eas", "eas-describe-service", "http", DEFERRED_HOST, 80, f"/api/predict/{service}", credential.region, service
+    )

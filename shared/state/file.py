@@ -1,0 +1,148 @@
+"""The file backend: state.json and numbered lease files in one directory, local disk or FC's NAS.
+
+Writes are atomic (temp file + fsync + rename) and a lease is created with `link()`, which is
+create-if-absent with content also on NFS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from shared import logs
+from shared.state.store import STATE_NAME, Store, StoreError, compact_json
+
+LEASE_PREFIX = "lease."
+
+
+class FileStore(Store):
+    """A directory: state.json and lease.<number> files. Works on local disk and NFS (FC's NAS)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(clock)
+        self.dir = Path(path)
+        self.file = self.dir / STATE_NAME
+
+    def describe(self) -> str:
+        return f"file store {self.dir}"
+
+    def _ensure_dir(self) -> None:
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{self.describe()}: cannot create the directory: {exc.strerror or exc}") from None
+
+    def load(self) -> dict[str, Any] | None:
+        try:
+            raw = self.file.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"{self.describe()}: cannot read {STATE_NAME}: {exc.strerror or exc}") from None
+        try:
+            doc = json.loads(raw)
+            if not isinstance(doc, dict):
+                raise ValueError("not an object")
+            return doc
+        except ValueError:
+            # Atomic writes make this unlikely; keep the evidence and start over rather than never alert again.
+            aside = self.file.with_name(f"{STATE_NAME}.corrupt-{int(time.time())}")
+            os.replace(self.file, aside)
+            logs.get_logger("vpcprobe.state").error("state_corrupt", store=self.describe(), moved_to=str(aside))
+            return None
+
+    def save(self, doc: dict[str, Any]) -> None:
+        self._ensure_dir()
+        self._atomic_write(self.file, compact_json(doc))
+
+    def _atomic_write(self, target: Path, data: bytes) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-", suffix=".json")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except OSError as exc:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise StoreError(f"{self.describe()}: cannot write {target.name}: {exc.strerror or exc}") from None
+        self._sync_dir()
+
+    def _sync_dir(self) -> None:
+        try:
+            fd = os.open(self.dir, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def _lease_path(self, number: int) -> Path:
+        return self.dir / f"{LEASE_PREFIX}{number:012d}"
+
+    def _lease_numbers(self) -> list[int]:
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            return []
+        tails = (n[len(LEASE_PREFIX) :] for n in names if n.startswith(LEASE_PREFIX))
+        return [int(t) for t in tails if t.isdigit()]
+
+    def _read_lease(self, number: int) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self._lease_path(number).read_bytes())
+            return data if isinstance(data, dict) else None
+        except (OSError, ValueError):
+            return None
+
+    def _create_lease(self, number: int, record: dict[str, Any]) -> bool:
+        self._ensure_dir()
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-lease-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(compact_json(record))
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, self._lease_path(number))  # atomic create-if-absent, with content, also on NFS
+                return True
+            except FileExistsError:
+                return False
+            except OSError:
+                return self._create_exclusive(number, record)  # a file system without hard links
+        finally:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+    def _create_exclusive(self, number: int, record: dict[str, Any]) -> bool:
+        try:
+            fd = os.open(self._lease_path(number), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(compact_json(record))
+        return True
+
+    def _write_lease(self, number: int, record: dict[str, Any]) -> None:
+        self._atomic_write(self._lease_path(number), compact_json(record))
+
+    def _delete_lease(self, number: int) -> None:
+        try:
+            os.unlink(self._lease_path(number))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StoreError(f"{self.describe()}: cannot remove an old lease: {exc.strerror or exc}") from None

@@ -1,0 +1,131 @@
+"""The OSS backend, for FC without NAS: the same document and leases as objects under a prefix.
+
+`oss2` is imported only when an OssStore is made (FC's python3.10 runtime ships it); a lease is
+created with `x-oss-forbid-overwrite`, OSS's create-if-absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from shared import logs
+from shared.state.store import STATE_NAME, Store, StoreError, compact_json
+
+
+class OssStore(Store):
+    """An OSS prefix: <prefix>state.json and <prefix>lease/<number>. Credentials: FC's role (env)."""
+
+    def __init__(
+        self,
+        bucket: str,
+        endpoint: str,
+        prefix: str = "vpcprobe/",
+        *,
+        environ: Mapping[str, str] = os.environ,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(clock)
+        import oss2  # only the oss backend pays for it
+
+        self._oss = oss2
+        key_id = environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID")
+        key_secret = environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+        token = environ.get("ALIBABA_CLOUD_SECURITY_TOKEN")
+        if not key_id or not key_secret:
+            raise StoreError(
+                f"oss store {bucket}: no credentials: FC sets ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET from the "
+                "function's role (grant it oss:GetObject, PutObject, DeleteObject, ListObjects on the prefix)"
+            )
+        for value in (key_id, key_secret, token):
+            logs.register_secret(value)
+        logs.guard_stdlib_logging()  # oss2 logs request headers (the STS token among them) at DEBUG
+        auth = oss2.StsAuth(key_id, key_secret, token) if token else oss2.Auth(key_id, key_secret)
+        if "://" not in endpoint:
+            endpoint = "https://" + endpoint
+        self.bucket_name, self.prefix = bucket, prefix
+        try:
+            self._bucket = oss2.Bucket(auth, endpoint, bucket, connect_timeout=5)
+        except oss2.exceptions.OssError as exc:
+            raise StoreError(f"{self.describe()}: {getattr(exc, 'details', None) or type(exc).__name__}") from None
+
+    def describe(self) -> str:
+        return f"oss store oss://{self.bucket_name}/{self.prefix}"
+
+    def _fail(self, op: str, key: str, exc: Exception) -> StoreError:
+        status = getattr(exc, "status", None)
+        code = getattr(exc, "code", None) or type(exc).__name__
+        return StoreError(f"{self.describe()}: {op} {key} failed: HTTP {status} {code}")
+
+    def _get(self, key: str) -> bytes | None:
+        try:
+            return self._bucket.get_object(key).read()
+        except self._oss.exceptions.NoSuchKey:
+            return None
+        except self._oss.exceptions.OssError as exc:
+            raise self._fail("GetObject", key, exc) from None
+
+    def _put(self, key: str, data: bytes, headers: dict[str, str] | None = None) -> bool:
+        try:
+            self._bucket.put_object(key, data, headers=headers)
+            return True
+        except self._oss.exceptions.OssError as exc:
+            if headers and getattr(exc, "status", None) == 409:  # FileAlreadyExists (forbid-overwrite)
+                return False
+            raise self._fail("PutObject", key, exc) from None
+
+    def load(self) -> dict[str, Any] | None:
+        raw = self._get(self.prefix + STATE_NAME)
+        if raw is None:
+            return None
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            logs.get_logger("vpcprobe.state").error("state_corrupt", store=self.describe())
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def save(self, doc: dict[str, Any]) -> None:
+        self._put(self.prefix + STATE_NAME, compact_json(doc))
+
+    def _lease_key(self, number: int) -> str:
+        return f"{self.prefix}lease/{number:012d}"
+
+    def _lease_numbers(self) -> list[int]:
+        base = self.prefix + "lease/"
+        numbers, marker = [], ""
+        try:
+            while True:
+                page = self._bucket.list_objects(prefix=base, marker=marker, max_keys=100)
+                for obj in page.object_list:
+                    tail = obj.key[len(base) :]
+                    if tail.isdigit():
+                        numbers.append(int(tail))
+                if not page.is_truncated:
+                    return numbers
+                marker = page.next_marker
+        except self._oss.exceptions.OssError as exc:
+            raise self._fail("ListObjects", base, exc) from None
+
+    def _read_lease(self, number: int) -> dict[str, Any] | None:
+        raw = self._get(self._lease_key(number))
+        try:
+            data = json.loads(raw) if raw is not None else None
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _create_lease(self, number: int, record: dict[str, Any]) -> bool:
+        return self._put(self._lease_key(number), compact_json(record), headers={"x-oss-forbid-overwrite": "true"})
+
+    def _write_lease(self, number: int, record: dict[str, Any]) -> None:
+        self._put(self._lease_key(number), compact_json(record))
+
+    def _delete_lease(self, number: int) -> None:
+        try:
+            self._bucket.delete_object(self._lease_key(number))
+        except self._oss.exceptions.OssError as exc:
+            raise self._fail("DeleteObject", self._lease_key(number), exc) from None

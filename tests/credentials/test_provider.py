@@ -1,0 +1,193 @@
+"""The provider: kms: and eas: values fetched once, cached for the TTL, shared by a round, refreshed after a 401,
+and never printed anywhere."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from shared import logs
+from shared.credentials.refs import parse_ref
+from tests.credentials.rounds import (
+    DS_KEY,
+    EAS_TOKEN,
+    PL,
+    REGION,
+    Clock,
+    eas_host,
+    eas_target,
+    kms_target,
+    make_config,
+    provider,
+    run,
+    sim_requests,
+)
+
+
+def test_round_with_kms_and_eas_credentials_end_to_end(sim, cloud):
+    config = make_config(sim, cloud, kms_target(), eas_target("llm-describe"), eas_target("llm-url", cloud))
+    tokens = provider(cloud, config)
+    results = {r.target: r for r in run(config, tokens)}
+    assert {n: r.status for n, r in results.items()} == {"qwen": "up", "llm-describe": "up", "llm-url": "up"}
+    # The endpoint came from DescribeService's IntranetEndpoint, under the usual URL rules.
+    assert results["llm-describe"].url == f"http://{eas_host(cloud)}/api/predict/llm/v1/models"
+    assert results["llm-describe"].form == "eas-shared-vpc"
+    assert results["llm-describe"].to_dict()["eas_service"] == {"status": "Running", "running": 1, "total": 1}
+    assert results["qwen"].to_dict()["eas_service"] is None
+    # The tokens reached the data plane in each API's header style.
+    auth = {r["path"]: r["headers"].get("Authorization") for r in sim_requests(sim)}
+    assert auth["/compatible-mode/v1/models"] == f"Bearer {DS_KEY}"
+    assert auth["/api/predict/llm/v1/models"] == EAS_TOKEN
+    # One GetSecretValue, and one DescribeService shared by both targets of the same reference.
+    assert (cloud.count("kms"), cloud.count("eas")) == (1, 1)
+    assert all(c.access_key_id == cloud.default_key.access_key_id for c in cloud.calls)
+
+
+def test_cached_values_until_the_ttl(sim, cloud):
+    clock = Clock()
+    config = make_config(sim, cloud, kms_target(), eas_target(), cache_ttl="5m")
+    tokens = provider(cloud, config, clock=clock)
+    run(config, tokens)
+    clock.now += 299
+    assert all(r.status == "up" for r in run(config, tokens))
+    assert (cloud.count("kms"), cloud.count("eas")) == (1, 1)
+    clock.now += 2
+    run(config, tokens)
+    assert (cloud.count("kms"), cloud.count("eas")) == (2, 2)
+
+
+def test_concurrent_probes_of_a_round_share_one_fetch(sim, cloud):
+    config = make_config(sim, cloud, *(kms_target(f"t{i}") for i in range(8)))
+    tokens = provider(cloud, config)
+    assert [r.status for r in run(config, tokens)] == ["up"] * 8
+    assert cloud.count("kms") == 1
+
+    async def many():
+        tokens.invalidate(parse_ref("kms:dashscope-key"))
+        return await asyncio.gather(*(tokens.get(parse_ref("kms:dashscope-key")) for _ in range(20)))
+
+    assert asyncio.run(many()) == [DS_KEY] * 20
+    assert cloud.count("kms") == 2
+
+
+def test_kms_version_stage_and_binary_secrets(cloud):
+    cloud.rotate_kms_secret("dashscope-key", "sk-rotated-value-1")
+    cloud.add_kms_secret("bin", "sk-binary-value-2", binary=True)
+    tokens = provider(cloud)
+
+    async def get(text):
+        return await tokens.get(parse_ref(text))
+
+    assert asyncio.run(get("kms:dashscope-key")) == "sk-rotated-value-1"
+    assert asyncio.run(get("kms:dashscope-key@ACSPrevious")) == DS_KEY
+    assert asyncio.run(get("kms:bin")) == "sk-binary-value-2"
+
+
+# --- rotation: a 401 invalidates the cached value -------------------------------------------------
+
+
+def test_rotated_eas_token_recovers_after_a_401(sim, cloud):
+    config = make_config(sim, cloud, eas_target())
+    tokens = provider(cloud, config)
+    assert run(config, tokens)[0].status == "up"
+    sim.set_eas_service("llm", token="canary-eas-token-rotated")
+    cloud.set_eas_service("llm", token="canary-eas-token-rotated")
+    (result,) = run(config, tokens)
+    assert result.status == "up" and result.credential_refreshed
+    statuses = [r["status"] for r in sim_requests(sim, "/api/predict/llm")]
+    assert statuses == [200, 401, 200]
+    assert cloud.count("eas") == 2
+
+
+def test_rotated_kms_secret_recovers_after_a_401(sim, cloud):
+    config = make_config(sim, cloud, kms_target("a"), kms_target("b"))
+    tokens = provider(cloud, config)
+    run(config, tokens)
+    sim.api_keys.clear()
+    sim.api_keys["sk-canary-kms-rotated"] = REGION
+    cloud.rotate_kms_secret("dashscope-key", "sk-canary-kms-rotated")
+    results = run(config, tokens)
+    assert [(r.status, r.credential_refreshed) for r in results] == [("up", True), ("up", True)]
+    assert cloud.count("kms") == 2  # both targets saw the 401; one refetch served both
+
+
+def test_a_401_with_an_unchanged_token_is_not_retried(sim, cloud):
+    sim.api_keys.clear()
+    sim.api_keys["sk-some-other-key"] = REGION
+    config = make_config(sim, cloud, kms_target())
+    tokens = provider(cloud, config)
+    run(config, tokens)  # fresh fetch, 401: no refresh (nothing cached was stale)
+    (result,) = run(config, tokens)  # cached value, 401: one refetch, same value -> no second request
+    assert result.diagnosis.code == "unauthorized" and not result.credential_refreshed
+    assert len(sim_requests(sim, "/compatible-mode/")) == 2
+    assert cloud.count("kms") == 2
+
+
+# --- no value, no request -------------------------------------------------------------------------
+
+
+def test_missing_credentials_make_the_target_credential_unavailable(sim, cloud, tmp_path):
+    config = make_config(sim, cloud, kms_target())
+    tokens = provider(cloud, config, env={"FC_FUNCTION_NAME": "vpcprobe-probe", "HOME": str(tmp_path)})
+    (result,) = run(config, tokens)
+    assert result.diagnosis.code == "credential_unavailable"
+    assert result.diagnosis.message.count("kms:dashscope-key") == 1 and "s.yaml" in result.diagnosis.message
+    assert cloud.calls == [] and sim_requests(sim) == []
+
+
+def test_throttled_round_reports_credential_unavailable(sim, cloud):
+    cloud.throttle(100)
+    config = make_config(sim, cloud, kms_target(), retries=1, retry_delay="10ms")
+    tokens = provider(cloud, config, sleeps=[])
+    (result,) = run(config, tokens)
+    assert result.diagnosis.code == "credential_unavailable" and "throttled" in result.diagnosis.message
+    assert cloud.count("kms") == 2 and sim_requests(sim) == []
+
+
+# --- no secret anywhere ---------------------------------------------------------------------------
+
+
+def test_no_secret_in_logs_results_errors_or_targets_output(
+    sim, cloud, tmp_path, monkeypatch, capsys, caplog, log_stream
+):
+    """Canary: every secret value involved must never appear in any output."""
+    from shared.credentials import provider as provider_module
+    from shared.fc import probe_function
+    from shared.local.cli import main
+
+    key = cloud.default_key
+    canaries = [DS_KEY, EAS_TOKEN, key.secret, key.token, "sk-canary-kms-rotated"]
+    config_data = {
+        "region": REGION,
+        "defaults": {"timeout": "2s", "retries": 0},
+        "resolve": {PL: f"127.0.0.2:{sim.port}", eas_host(cloud): f"127.0.0.2:{sim.port}"},
+        "cloud": {"retries": 0},
+        "targets": [kms_target(), eas_target(), kms_target("missing", "kms:missing-secret")],
+    }
+    path = tmp_path / "vpcprobe.yaml"
+    path.write_text(json.dumps(config_data))
+    for k, v in cloud.env().items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(provider_module, "_shared", None)
+    monkeypatch.setattr(probe_function, "_cache", {})
+    stream_out = []
+
+    summary, results = probe_function.run_probe_event(b"", None, config_path=str(path))
+    stream_out += [json.dumps(summary)] + [json.dumps(r.to_dict()) for r in results]
+    # A rotated key upstream (401 with the old one) and a failed refresh path.
+    sim.api_keys.clear()
+    sim.api_keys["sk-canary-kms-rotated"] = REGION
+    cloud.rotate_kms_secret("dashscope-key", "sk-canary-kms-rotated")
+    summary, results = probe_function.run_probe_event(b"", None, config_path=str(path))
+    stream_out += [json.dumps(summary)] + [json.dumps(r.to_dict()) for r in results]
+    assert {r.target: r.status for r in results} == {"qwen": "up", "llm": "up", "missing": "down"}
+    assert main(["targets", "-c", str(path)]) == 0
+    assert main(["check", "-c", str(path), "--json"]) == 1
+    captured = capsys.readouterr()
+    everything = "\n".join(stream_out + [captured.out, captured.err, caplog.text, log_stream.getvalue()])
+    assert '"event": "probe"' in log_stream.getvalue() and '"event": "round"' in log_stream.getvalue()
+    assert "credential_unavailable" in everything and "Forbidden.ResourceNotFound" in everything
+    for canary in canaries:
+        assert canary not in everything, canary
+        assert logs.redact_text(f"x {canary} y") == "x *** y"  # registered: masked wherever it turns up
+    assert logs.redact_text(f"token={key.token}") == "token=***"

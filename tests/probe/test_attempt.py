@@ -1,0 +1,157 @@
+"""One request to one address: what failed, as a code, for each way the network or the upstream fails."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from shared.config.load import parse_config
+from shared.config.targets import ProbeSettings, Target
+from shared.config.urls import Endpoint
+from shared.local.simulator import Fault
+from tests.probe.loopback import CUSTOM, PL, ZONES, code_of, ds, eas, make_config, probe_one
+
+
+def test_connect_timeout_from_a_full_backlog():
+    """A listener that never accepts, with its backlog full, drops SYNs: a real connect timeout."""
+    server = socket.socket()
+    server.bind(("127.0.0.4", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        c = socket.socket()
+        c.setblocking(False)
+        c.connect_ex(("127.0.0.4", port))
+        fillers.append(c)
+    try:
+        config = parse_config(
+            {"defaults": {"timeout": "500ms", "retries": 0}, "resolve": {PL: [f"127.0.0.4:{port}"]}, "targets": [ds()]}
+        )
+        r = probe_one(config)
+        assert (r.status, code_of(r)) == ("down", "connect_timeout")
+        assert "security group" in r.diagnosis.remedy and "80" in r.diagnosis.remedy
+    finally:
+        for c in fillers:
+            c.close()
+        server.close()
+
+
+def test_connect_refused_names_the_address(sim):
+    sim.set_host_down(ZONES[0])
+    r = probe_one(make_config(sim, ds()))
+    address = r.addresses[0]
+    assert (address.status, address.error_code) == ("down", "connect_refused")
+    assert address.error_message == f"TCP connection refused: {ZONES[0]}:{sim.port}: connection refused"
+    assert address.to_dict()["error"] == f"connect_refused: {address.error_message}"
+
+
+def test_connection_reset(sim):
+    sim.inject(Fault(route="/compatible-mode/v1/models", reset=True))
+    assert code_of(probe_one(make_config(sim, ds()))) == "connection_reset"
+
+
+def test_tls_untrusted_certificate(sim):
+    r = probe_one(make_config(sim, ds(endpoint=f"https://{CUSTOM}")))
+    assert (r.status, code_of(r)) == ("down", "tls_failed")
+
+
+def test_tls_on_http_only_default_domain(sim):
+    """https on the default domain (config refuses it; a hand-built target shows what the probe sees)."""
+    ep = Endpoint("dashscope", "privatelink-default", "https", PL, 443, "", "ap-southeast-1")
+    target = Target("tls", "dashscope", ep, "compatible", None, None, "bearer", ProbeSettings(retries=0, timeout_s=2))
+    config = make_config(sim, ds())
+    config = type(config)(config.path, None, (target,), {PL: (f"{ZONES[0]}:{sim.port}",)})
+    r = probe_one(config)
+    assert code_of(r) == "tls_on_http_only"
+    assert "supports only HTTP" in r.diagnosis.remedy
+
+
+def test_path_not_found(sim):
+    r = probe_one(make_config(sim, eas(probe={"mode": "http", "path": "/v2/nothing"})))
+    assert code_of(r) == "path_not_found" and "/api/predict/" in r.diagnosis.remedy
+
+
+@pytest.mark.parametrize(
+    "status,target,code",
+    [
+        (400, ds(), "bad_request"),
+        (403, ds(), "forbidden"),
+        (408, eas(), "request_timeout"),
+        (413, eas(), "body_too_large"),
+        (429, ds(), "rate_limited"),
+        (450, eas(), "eas_queue_full"),
+        (500, ds(), "server_error"),
+        (503, ds(), "model_unavailable"),
+    ],
+)
+def test_status_codes(sim, status, target, code):
+    sim.inject(Fault(status=status))
+    r = probe_one(make_config(sim, target))
+    assert (r.status, r.http_status, code_of(r)) == ("down", status, code)
+
+
+def test_body_over_one_megabyte_is_413_from_the_gateway(sim):
+    big = ProbeSettings(
+        mode="http", method="POST", path="/v1/chat/completions", body="x" * (1024 * 1024 + 10), retries=0, timeout_s=5
+    )
+    config = make_config(sim, eas())
+    t = config.targets[0]
+    target = Target(t.name, t.kind, t.endpoint, t.api, None, t.credential, t.auth, big)
+    config = type(config)(config.path, None, (target,), config.resolve)
+    r = probe_one(config)
+    assert code_of(r) == "body_too_large" and "1 MB" in r.diagnosis.remedy
+
+
+def test_unexpected_status_and_body_mismatch(sim):
+    r = probe_one(
+        make_config(sim, ds(probe={"mode": "http", "path": "/compatible-mode/v1/models", "expect_status": 204}))
+    )
+    assert code_of(r) == "unexpected_status"
+    r = probe_one(
+        make_config(
+            sim, ds(probe={"mode": "http", "path": "/compatible-mode/v1/models", "expect_body": "no-such-model"})
+        )
+    )
+    assert code_of(r) == "body_mismatch"
+
+
+def test_stream_stalled(sim):
+    sim.inject(Fault(stream_stall_after=1))
+    config = make_config(sim, ds(probe={"mode": "chat", "stream": True, "timeout": "500ms"}))
+    assert code_of(probe_one(config)) == "stream_stalled"
+
+
+def test_read_timeout(sim):
+    sim.inject(Fault(route="/compatible-mode/v1/models", stall=True))
+    r = probe_one(make_config(sim, ds(probe={"timeout": "300ms"})))
+    assert code_of(r) == "read_timeout" and "no response within 0.3s" in r.diagnosis.message
+
+
+def test_protocol_error():
+    server = socket.socket()
+    server.bind(("127.0.0.5", 0))
+    server.listen(8)
+    port = server.getsockname()[1]
+
+    def garbage():
+        for _ in range(2):
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            conn.sendall(b"SSH-2.0-OpenSSH_9.0\r\nnot http at all\r\n\r\n")
+            conn.close()
+
+    thread = threading.Thread(target=garbage, daemon=True)
+    thread.start()
+    try:
+        config = parse_config(
+            {"defaults": {"retries": 0, "timeout": "2s"}, "resolve": {PL: [f"127.0.0.5:{port}"]}, "targets": [ds()]}
+        )
+        assert code_of(probe_one(config)) == "protocol_error"
+    finally:
+        server.close()
