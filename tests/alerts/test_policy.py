@@ -161,3 +161,13 @@ def test_worst_first_ordering_within_a_round():
 def test_now_must_be_aware():
     with pytest.raises(ValueError):
         decide([], {}, T0.replace(tzinfo=None))
+
+
+def test_stored_state_reads_back_as_enum_members_and_writes_the_same_strings():
+    """state.json holds plain strings; a loaded state compares by identity with the enums, not only by value."""
+    stored = {"state": "firing", "severity": "warning", "notified": "critical", "shift": None, "failures": 3}
+    st = TargetState.from_dict(json.loads(json.dumps(stored)))
+    assert st.state is AlertState.FIRING and st.severity is Severity.WARNING and st.notified is Severity.CRITICAL
+    assert st.shift is None
+    again = json.loads(json.dumps(st.to_dict()))
+    assert {k: again[k] for k in stored} == stored

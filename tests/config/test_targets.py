@@ -4,7 +4,6 @@ import pytest
 
 from shared.config.reader import Reader
 from shared.config.targets import ProbeSettings, read_target
-from shared.credentials.refs import CredentialRef, parse_ref
 
 EAS_URL = "http://1.vpc.cn-hangzhou.pai-eas.aliyuncs.com/api/predict/s"
 
@@ -87,15 +86,3 @@ def test_a_disabled_target_is_read_but_not_probed():
     assert problems == []
 
 
-@pytest.mark.parametrize(
-    "text,ref",
-    [
-        ("env:DASHSCOPE_API_KEY", CredentialRef("env", "DASHSCOPE_API_KEY")),
-        ("kms:my-secret", CredentialRef("kms", "my-secret")),
-        ("kms:my-secret@ACSPrevious", CredentialRef("kms", "my-secret", stage="ACSPrevious")),
-        ("eas:cn-hangzhou/grp.svc", CredentialRef("eas", "grp.svc", region="cn-hangzhou")),
-    ],
-)
-def test_credential_references(text, ref):
-    assert parse_ref(text) == ref
-    assert str(parse_ref(text)) == text
