@@ -8,7 +8,8 @@ CONSTRAINTS := fc-runtime-constraints.txt
 
 .PHONY: demo test test-pythons lint bench package clean
 
-# One stamp per set of extras: the demo needs the local tools, everything else all of them.
+# One stamp per set of extras: the demo needs the local tools and the gateway (serve runs it beside
+# the schedule), everything else all of them.
 DEMO_STAMP := $(VENV)/.installed-demo
 define install
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +17,14 @@ define install
 	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[$(1)]'
 	touch $@
 endef
-ALL_EXTRAS := dev,cloud,local
+ALL_EXTRAS := dev,cloud,local,gateway
+DEMO_EXTRAS := local,gateway
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(call install,$(ALL_EXTRAS))
 
 $(DEMO_STAMP): pyproject.toml $(CONSTRAINTS)
-	$(call install,local)
+	$(call install,$(DEMO_EXTRAS))
 
 demo: $(DEMO_STAMP)
 	$(BIN)/vpcprobe serve --demo
@@ -41,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_tokens.py
 	$(BIN)/python scripts/bench_alerts.py
 	$(BIN)/python scripts/bench_cold_start.py
+	$(BIN)/python scripts/bench_gateway.py --quick
 
 # Code directories for `s deploy`: one per function, dependencies built for the FC runtime's
 # Python with pip's platform options (no Docker), .pyc compiled by that Python (it must be

@@ -3,18 +3,23 @@
 
 Run by `make package`. Each directory holds exactly what the function needs, so no .fcignore:
 
-    build/probe/index.py        functions/probe/index.py (the handler in s.yaml: index.handler)
-    build/probe/shared/         the project's `shared` package, without caches, tests, or the local
-                                tools (shared/local, shared/__main__.py: CLI, simulator, demo)
-    build/probe/vpcprobe.yaml   the config (VPCPROBE_CONFIG=/code/vpcprobe.yaml in s.yaml)
-    build/probe/python/         runtime dependencies (PYTHONPATH=/code/python in s.yaml)
+    build/<fn>/index.py         functions/<fn>/index.py (probe: the handler index.handler; gateway: the
+                                web server, started by customRuntimeConfig's command)
+    build/<fn>/shared/          the project's `shared` package, without caches, tests, or the local
+                                tools (shared/local, shared/__main__.py: CLI, simulator, demo); of
+                                shared/gateway the probe gets only the config section's reader
+    build/<fn>/vpcprobe.yaml    the config (VPCPROBE_CONFIG=/code/vpcprobe.yaml in s.yaml)
+    build/<fn>/python/          runtime dependencies (PYTHONPATH=/code/python in s.yaml)
 
 Dependencies are installed for the FC runtime, not this machine, with pip's platform options
 (no Docker, unlike `s build`): manylinux wheels for CPython <--python-version>. The list comes from
-the installed vpcprobe's metadata (pyproject.toml [project].dependencies plus the `cloud` extra,
-whose KMS / EAS SDKs resolve kms: and eas: credentials inside the function; never the `local`
-extra, whose packages only the local tools import; aiohttp ships all the same: those SDKs' core,
-alibabacloud-tea and darabonba-core, imports it at module level). Packages that PyPI ships only
+the installed vpcprobe's metadata: pyproject.toml [project].dependencies plus each function's extras
+(FUNCTIONS): both take `cloud`, whose KMS / EAS SDKs resolve kms: and eas: credentials inside the
+function, and the gateway also `gateway` (uvicorn, httptools, uvloop, aiohttp); never the `local`
+extra, whose packages only the local tools import. aiohttp ships in the probe all the same: those
+SDKs' core, alibabacloud-tea and darabonba-core, imports it at module level. Both functions install
+from one wheel directory: the custom.debian10 runtime of the gateway runs CPython 3.10 like the
+probe's python3.10 runtime, so the same cp310 wheels serve both. Packages that PyPI ships only
 as source are built into wheels on this machine first; pure-Python ones (most Alibaba Cloud SDK
 helpers) then install for any platform. pip evaluates environment markers for the
 machine it runs on, not for --python-version, so a dependency only the runtime's Python needs
@@ -39,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -51,10 +57,23 @@ except ImportError:  # pragma: no cover - depends on what the venv holds
 ROOT = Path(__file__).resolve().parent.parent
 DIST = "vpcprobe"
 
-# One line per FC function: build/<name>/ gets this entry point as index.py.
-FUNCTIONS: dict[str, str] = {
-    "probe": "functions/probe/index.py",
-    # "gateway": "functions/gateway/index.py",
+
+@dataclass(frozen=True)
+class Function:
+    """One FC function's code directory: its entry point, its extras, what of shared/ it leaves out."""
+
+    entry: str  # copied to build/<name>/index.py
+    extras: tuple[str, ...]  # extras of vpcprobe installed beside the base dependencies
+    # subpackage of shared/ -> the only files of it shipped (its other modules need another function's extras)
+    only_in_shared: dict[str, frozenset[str]] = field(default_factory=dict)
+
+
+# One entry per FC function (s.yaml's resources): build/<name>/.
+FUNCTIONS: dict[str, Function] = {
+    # Both functions read the one vpcprobe.yaml: config/load.py reads its `gateway:` section with
+    # shared/gateway/settings.py. The rest of shared/gateway needs the gateway extra the probe lacks.
+    "probe": Function("functions/probe/index.py", ("cloud",), {"gateway": frozenset({"__init__.py", "settings.py"})}),
+    "gateway": Function("functions/gateway/index.py", ("cloud", "gateway")),
 }
 
 # What FC's built-in runtime already ships (FC docs): not installed again. Both are source-only on
@@ -62,7 +81,6 @@ FUNCTIONS: dict[str, str] = {
 RUNTIME_PROVIDED: dict[str, frozenset[str]] = {
     "3.10": frozenset({"aliyun-fc2", "oss2"}),
 }
-DEFAULT_EXTRAS = "cloud"
 DEFAULT_PLATFORM = "manylinux2014_x86_64"
 SKIP_IN_SHARED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "tests", "test_*.py", ".*")
 # The local tools (pyproject's `local` extra) and `python -m shared`, which starts them: not for FC.
@@ -87,6 +105,18 @@ def project_requirements(dist: str = DIST) -> list[str]:
             f"{dist} is not installed in {sys.executable}; run `make package` "
             "(it sets up .venv) or `pip install -e .` first"
         ) from exc
+
+
+def check_extras(extras: Iterable[str], dist: str = DIST) -> None:
+    """Every extra a function needs must be in the installed metadata: an install older than
+    pyproject.toml would otherwise build a function without its dependencies."""
+    known = {canonical(e) for e in importlib.metadata.metadata(dist).get_all("Provides-Extra") or []}
+    missing = sorted({canonical(e) for e in extras} - known)
+    if missing:
+        raise PackageError(
+            f"the installed {dist} has no extra {', '.join(missing)} (its metadata is older than pyproject.toml): "
+            f"reinstall it (`make package` does; or pip install -e '.[{','.join(missing)}]')"
+        )
 
 
 def target_environment(python_version: str, platform: str) -> dict[str, str]:
@@ -167,23 +197,29 @@ def pip(*args: str) -> None:
         raise PackageError(f"pip failed (exit {result.returncode}): {' '.join(command)}")
 
 
-def install_dependencies(requirements: Sequence[str], target: Path, python_version: str, platform: str) -> None:
+def build_wheels(requirements: Sequence[str], wheels: Path) -> None:
+    """Wheels of every function's requirements in one directory: source-only packages are built here
+    (pure-Python ones then fit the target platform too); the rest come from PyPI for the target."""
+    if requirements:
+        pip("wheel", "--quiet", "--disable-pip-version-check", "--wheel-dir", str(wheels), *requirements)
+
+
+def install_dependencies(
+    requirements: Sequence[str], target: Path, python_version: str, platform: str, wheels: Path
+) -> None:
     """pip-install `requirements` into `target` for CPython `python_version` on `platform`."""
+    target.mkdir(parents=True, exist_ok=True)
     if not requirements:
-        target.mkdir(parents=True, exist_ok=True)
         return
-    with tempfile.TemporaryDirectory(prefix="vpcprobe-wheels-") as wheels:
-        # Source-only packages become wheels here; pure-Python ones fit the target platform too.
-        pip("wheel", "--quiet", "--disable-pip-version-check", "--wheel-dir", wheels, *requirements)
-        target_install(requirements, target, python_version, platform, wheels)
-        for _ in range(10):  # each round adds one level of runtime-only dependencies
-            missing = missing_requirements(target, python_version, platform)
-            if not missing:
-                break
-            print(f"adding for python{python_version} only: {', '.join(missing)}")
-            target_install(missing, target, python_version, platform, wheels, "--no-deps")
-        else:
-            raise PackageError(f"runtime-only dependencies keep appearing: {', '.join(missing)}")
+    target_install(requirements, target, python_version, platform, str(wheels))
+    for _ in range(10):  # each round adds one level of runtime-only dependencies
+        missing = missing_requirements(target, python_version, platform)
+        if not missing:
+            break
+        print(f"adding for python{python_version} only: {', '.join(missing)}")
+        target_install(missing, target, python_version, platform, str(wheels), "--no-deps")
+    else:
+        raise PackageError(f"runtime-only dependencies keep appearing: {', '.join(missing)}")
     shutil.rmtree(target / "bin", ignore_errors=True)  # console scripts point at this machine's python
 
 
@@ -254,12 +290,21 @@ def compile_tree(python: Path, out: Path) -> None:
         raise PackageError(f"compileall failed (exit {result.returncode}): {' '.join(command)}")
 
 
-def _skip_in_shared(directory: str, names: list[str]) -> set[str]:
-    """copytree's ignore: caches and tests everywhere, the local tools at the top of shared/."""
-    skipped = set(SKIP_IN_SHARED(directory, names))
-    if Path(directory) == ROOT / "shared":
-        skipped |= LOCAL_ONLY & set(names)
-    return skipped
+def skip_in_shared(function: Function):
+    """copytree's ignore: caches and tests everywhere, the local tools at the top of shared/, and
+    in the subpackages `function` takes only some files of, every other file."""
+    shared = ROOT / "shared"
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        skipped = set(SKIP_IN_SHARED(directory, names))
+        relative = Path(directory).relative_to(shared).as_posix()
+        if relative == ".":
+            skipped |= LOCAL_ONLY & set(names)
+        if relative in function.only_in_shared:
+            skipped |= set(names) - function.only_in_shared[relative]
+        return skipped
+
+    return ignore
 
 
 def read_config(path: Path) -> None:
@@ -275,8 +320,10 @@ def read_config(path: Path) -> None:
         raise PackageError(f"{path}: not valid YAML: {exc}") from exc
 
 
-def build_function(name: str, entry: Path, build_dir: Path, config: Path, deps: Path, python: Path) -> Path:
+def build_function(name: str, build_dir: Path, config: Path, deps: Path, python: Path) -> Path:
     """Assemble build/<name>/ from scratch: index.py, shared/, vpcprobe.yaml, python/, all compiled."""
+    function = FUNCTIONS[name]
+    entry = ROOT / function.entry
     if not entry.is_file():
         raise PackageError(f"{entry}: entry point of function {name!r} not found")
     out = build_dir / name
@@ -284,7 +331,7 @@ def build_function(name: str, entry: Path, build_dir: Path, config: Path, deps: 
         shutil.rmtree(out)
     out.mkdir(parents=True)
     shutil.copy2(entry, out / "index.py")
-    shutil.copytree(ROOT / "shared", out / "shared", ignore=_skip_in_shared)
+    shutil.copytree(ROOT / "shared", out / "shared", ignore=skip_in_shared(function))
     shutil.copy2(config, out / "vpcprobe.yaml")
     shutil.copytree(deps, out / "python", symlinks=True)
     compile_tree(python, out)
@@ -319,8 +366,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--platform", default=DEFAULT_PLATFORM, help=f"wheel platform (default: {DEFAULT_PLATFORM})")
     parser.add_argument(
         "--extras",
-        default=DEFAULT_EXTRAS,
-        help=f"comma-separated extras of {DIST} to include (default: {DEFAULT_EXTRAS}; '' for none)",
+        default="",
+        help=f"comma-separated extras of {DIST} to add to every function's own (probe: cloud; gateway: cloud,gateway)",
     )
     parser.add_argument(
         "--function",
@@ -342,23 +389,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = Path(args.config)
     build_dir = Path(args.build_dir).resolve()
     names = args.functions or list(FUNCTIONS)
-    extras = [e.strip() for e in args.extras.split(",") if e.strip()]
+    added = [e.strip() for e in args.extras.split(",") if e.strip()]
     try:
         for name in names:  # a failed build must not leave an old directory for `s deploy` to upload
             shutil.rmtree(build_dir / name, ignore_errors=True)
         read_config(config)
         python = runtime_python(args.python_version)
-        requirements, provided = runtime_requirements(
-            project_requirements(), extras, args.python_version, args.platform
-        )
-        print(f"dependencies for python{args.python_version} ({args.platform}): {', '.join(requirements) or 'none'}")
-        if provided:
-            print(f"already in the python{args.python_version} runtime, not packaged: {', '.join(provided)}")
+        requires = project_requirements()
+        wanted: dict[str, list[str]] = {}
+        for name in names:
+            extras = list(dict.fromkeys([*FUNCTIONS[name].extras, *added]))
+            check_extras(extras)
+            wanted[name], provided = runtime_requirements(requires, extras, args.python_version, args.platform)
+            print(
+                f"{name}: dependencies for python{args.python_version} ({args.platform}): "
+                f"{', '.join(wanted[name]) or 'none'}"
+            )
+            if provided:
+                runtime = f"python{args.python_version} runtime"
+                print(f"{name}: already in the {runtime}, not packaged: {', '.join(provided)}")
         build_dir.mkdir(parents=True, exist_ok=True)
+        built = []
         with tempfile.TemporaryDirectory(prefix="deps-", dir=build_dir) as tmp:
-            deps = Path(tmp) / "python"
-            install_dependencies(requirements, deps, args.python_version, args.platform)
-            built = [build_function(name, ROOT / FUNCTIONS[name], build_dir, config, deps, python) for name in names]
+            wheels = Path(tmp) / "wheels"
+            build_wheels(sorted({r for reqs in wanted.values() for r in reqs}), wheels)
+            installed: dict[tuple[str, ...], Path] = {}  # functions with the same requirements share one install
+            for name in names:
+                key = tuple(sorted(wanted[name]))
+                if key not in installed:
+                    installed[key] = Path(tmp) / f"python-{len(installed)}"
+                    install_dependencies(wanted[name], installed[key], args.python_version, args.platform, wheels)
+                built.append(build_function(name, build_dir, config, installed[key], python))
     except PackageError as exc:
         print(f"package: error: {exc}", file=sys.stderr)
         return 1

@@ -22,6 +22,7 @@ VIOLATIONS = {
     "shared/state/_violation.py": "from shared.verdict import result\n",
     "shared/credentials/_violation.py": "import shared.probe.engine\n",
     "shared/config/urls.py": "from shared.alerts import policy\n",
+    "shared/verdict/_gateway_violation.py": "from shared.gateway import errors\n",
 }
 
 

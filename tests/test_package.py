@@ -1,7 +1,8 @@
-"""`make package`: build/probe/ holds the function's code and only what it imports, compiled by FC's Python.
+"""`make package`: build/probe/ and build/gateway/ hold each function's code and only what it imports,
+compiled by FC's Python.
 
-One real build (pip may fetch cp310 manylinux wheels; pip's own cache makes repeats quick) is checked
-by the functions below; each function is also shown to catch a small tree made to break it.
+One real build of both functions (pip may fetch cp310 manylinux wheels; pip's own cache makes repeats
+quick) is checked by the functions below; each function is also shown to catch a small tree made to break it.
 """
 
 from __future__ import annotations
@@ -26,22 +27,52 @@ UNCHECKED_HASH = 0b01  # pyc flags: hash-based, check_source off (PEP 552)
 LOCAL_ONLY_DISTRIBUTIONS = frozenset(
     {"croniter", "python-dateutil", "tzdata", "trustme", "aiosmtpd", "alibabacloud-fc20230330"}
 )
+# The gateway extra and what uvicorn pulls in (h11 not: httpx's httpcore needs it in both): the gateway's
+# code directory only, never the probe's.
+GATEWAY_ONLY_DISTRIBUTIONS = frozenset({"uvicorn", "httptools", "uvloop", "click"})
 # Installed for cffi (cryptography's dependency), which needs its C-declaration parser only to build.
 NEVER_IMPORTED_BUT_REQUIRED = frozenset({"pycparser"})
+# httpx's transport stack, loaded on its first request: the probe's rounds and alerts send with httpx, the
+# gateway's proxying with aiohttp. The gateway ships the base install all the same, for the probe code it
+# will run (POST /probe, a round on demand), so its first call leaves these unimported.
+UNIMPORTED_ON_PURPOSE = {
+    "probe": frozenset(),
+    "gateway": frozenset({"httpcore", "h11", "anyio", "sniffio", "exceptiongroup"}),
+}
 # Imports of shipped code that the build cannot satisfy, on purpose: FC's runtime provides oss2 and fc2,
 # and shared.fc.invoke's FC 3.0 SDK serves `vpcprobe invoke` (the local CLI) only.
 UNRESOLVED_ON_PURPOSE = frozenset({"oss2", "fc2", "alibabacloud_fc20230330", "alibabacloud_fc20230330.client"})
 
-# Run by the runtime's Python in a code directory, seeing it and the stdlib only: call the handler on a
-# timer event as FC does (its HTTP stack loads only when used), then import every module of shared/ and
-# every import statement in it (lazy ones too). Prints the imports that failed and the shipped
-# distributions that nothing imported.
+# What a function does on its first call, run in its code directory: the probe's handler on a timer
+# event as FC does (its HTTP stack loads only when used); the gateway's server as the entry point
+# configures it (uvloop, httptools), on a free loopback port instead of FC's 0.0.0.0:9000, answering
+# one GET /healthz. Both print the answer last.
+FIRST_CALLS = {
+    "probe": r"""
+import index
+print(index.handler(b'{"triggerName": "probe-timer", "payload": ""}', None))
+""",
+    "gateway": r"""
+import index, urllib.request
+from shared.config.load import load_config
+from shared.gateway.app import create_app
+from shared.gateway.server import start_in_thread
+server = start_in_thread(create_app(load_config()), host="127.0.0.1", port=0)
+try:
+    with urllib.request.urlopen(server.url + "/healthz", timeout=30) as answer:
+        print(json.dumps({"status": answer.status, "body": json.loads(answer.read())}))
+finally:
+    server.stop()
+""",
+}
+# Run by the runtime's Python in a code directory, seeing it and the stdlib only: the function's first
+# call, then import every module of shared/ and every import statement in it (lazy ones too). Prints the
+# imports that failed and the shipped distributions that nothing imported.
 FUNCTION_PATHS = r"""
 import ast, importlib, importlib.metadata as md, json, pathlib, sys
 root = pathlib.Path(sys.argv[1])
 sys.path[:0] = [str(root), str(root / "python")]
-import index
-index.handler(b'{"triggerName": "probe-timer", "payload": ""}', None)
+exec(sys.argv[2])
 names = set()
 for path in sorted((root / "shared").rglob("*.py")):
     parts = path.relative_to(root).with_suffix("").parts
@@ -66,14 +97,14 @@ for dist in md.distributions(path=[str(root / "python")]):
         unimported.append(dist.metadata["Name"])
 print(json.dumps({"failed": failed, "unimported": sorted(unimported)}))
 """
-# The handler's first call under `python -v`, which names the file each module's code came from.
+# The function's first call under `python -v`, which names the file each module's code came from.
 FIRST_CALL = r"""
-import pathlib, sys
+import json, pathlib, sys
 root = pathlib.Path(sys.argv[1])
 sys.path[:0] = [str(root), str(root / "python")]
-import index
-print(index.handler(b'{"triggerName": "probe-timer", "payload": ""}', None))
+exec(sys.argv[2])
 """
+# Both functions read the same vpcprobe.yaml, gateway: section included.
 CLOSED_PORT_CONFIG = """targets:
   - name: closed
     kind: eas
@@ -81,6 +112,9 @@ CLOSED_PORT_CONFIG = """targets:
     service: svc
     credential: env:EAS_TOKEN
     probe: {retries: 0, timeout: 2s}
+gateway:
+  keys:
+    - {name: app, key: env:GATEWAY_KEY}
 """
 
 
@@ -88,6 +122,7 @@ def _load_package_script() -> ModuleType:
     spec = importlib.util.spec_from_file_location("package_script", ROOT / "scripts" / "package.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
     spec.loader.exec_module(module)
     return module
 
@@ -108,13 +143,21 @@ def fc_python() -> Path:
 
 
 @pytest.fixture(scope="module")
-def built(fc_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def build_dir(fc_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`make package`'s build of every function, once."""
     build_dir = tmp_path_factory.mktemp("build")
     command = [sys.executable, str(ROOT / "scripts" / "package.py"), "--python-version", FC_PYTHON]
     command += ["--config", str(ROOT / "vpcprobe.example.yaml"), "--build-dir", str(build_dir)]
-    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return build_dir / "probe"
+    assert sorted(p.name for p in build_dir.iterdir()) == sorted(package.FUNCTIONS)  # no leftover deps dir
+    return build_dir
+
+
+@pytest.fixture(scope="module", params=sorted(package.FUNCTIONS))
+def built(build_dir: Path, request: pytest.FixtureRequest) -> Path:
+    """Each function's code directory in turn."""
+    return build_dir / request.param
 
 
 @pytest.fixture(scope="module")
@@ -125,15 +168,18 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def run_in(python: Path, code: str, root: Path, config: Path, *flags: str) -> subprocess.CompletedProcess:
-    """`code` in a fresh runtime interpreter that sees the code directory and the stdlib only (-I -S)."""
+def run_in(
+    python: Path, code: str, root: Path, config: Path, *flags: str, call: str = ""
+) -> subprocess.CompletedProcess:
+    """`code` in a fresh runtime interpreter that sees the code directory and the stdlib only (-I -S);
+    `call` is its sys.argv[2] (the function's first call, for the scripts above)."""
     return subprocess.run(
-        [str(python), "-I", "-S", *flags, "-c", code, str(root)],
+        [str(python), "-I", "-S", *flags, "-c", code, str(root), call],
         cwd=root,
         capture_output=True,
         text=True,
         timeout=120,
-        env={"PATH": os.environ.get("PATH", ""), "VPCPROBE_CONFIG": str(config), "EAS_TOKEN": "t"},
+        env={"PATH": os.environ.get("PATH", ""), "VPCPROBE_CONFIG": str(config), "EAS_TOKEN": "t", "GATEWAY_KEY": "g"},
     )
 
 
@@ -147,11 +193,16 @@ def local_tools_in(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in found if p.is_file())
 
 
+def distributions_in(root: Path) -> set[str]:
+    return {canonical(p.name.split("-")[0]) for p in (root / "python").glob("*.dist-info")}
+
+
 def unwanted_distributions_in(root: Path) -> list[str]:
-    """Local-only distributions, and ones FC's runtime provides, installed in the code directory."""
+    """Local-only distributions, ones FC's runtime provides, and in the probe the gateway's own."""
     unwanted = LOCAL_ONLY_DISTRIBUTIONS | package.RUNTIME_PROVIDED[FC_PYTHON]
-    names = {canonical(p.name.split("-")[0]) for p in (root / "python").glob("*.dist-info")}
-    return sorted(names & unwanted)
+    if root.name == "probe":
+        unwanted |= GATEWAY_ONLY_DISTRIBUTIONS
+    return sorted(distributions_in(root) & unwanted)
 
 
 def pyc_problems(root: Path, magic: bytes) -> list[str]:
@@ -170,9 +221,11 @@ def pyc_problems(root: Path, magic: bytes) -> list[str]:
     return problems
 
 
-def function_path_problems(python: Path, root: Path, config: Path) -> tuple[dict[str, str], list[str]]:
+def function_path_problems(
+    python: Path, root: Path, config: Path, call: str = FIRST_CALLS["probe"]
+) -> tuple[dict[str, str], list[str]]:
     """(imports of shipped code that fail there, shipped distributions that no function path imports)."""
-    proc = run_in(python, FUNCTION_PATHS, root, config)
+    proc = run_in(python, FUNCTION_PATHS, root, config, call=call)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout.splitlines()[-1])
     failed = {name: why for name, why in report["failed"].items() if name not in UNRESOLVED_ON_PURPOSE}
@@ -180,9 +233,9 @@ def function_path_problems(python: Path, root: Path, config: Path) -> tuple[dict
     return failed, unimported
 
 
-def first_call(python: Path, root: Path, config: Path) -> tuple[str, list[str]]:
-    """(the handler's answer, the files of the code directory it compiled instead of loading their .pyc)."""
-    proc = run_in(python, FIRST_CALL, root, config, "-v")
+def first_call(python: Path, root: Path, config: Path, call: str = FIRST_CALLS["probe"]) -> tuple[str, list[str]]:
+    """(the first call's answer, the files of the code directory it compiled instead of loading their .pyc)."""
+    proc = run_in(python, FIRST_CALL, root, config, "-v", call=call)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     prefix = "# code object from "
     origins = [line[len(prefix) :] for line in proc.stderr.splitlines() if line.startswith(prefix)]
@@ -204,6 +257,26 @@ def test_build_has_no_local_tools(built: Path) -> None:
     assert local_tools_in(built) == []
 
 
+def test_each_function_gets_its_entry_point_and_its_own_dependencies(build_dir: Path) -> None:
+    for name, function in package.FUNCTIONS.items():
+        assert (build_dir / name / "index.py").read_bytes() == (ROOT / function.entry).read_bytes()
+    gateway, probe = build_dir / "gateway", build_dir / "probe"
+    assert distributions_in(gateway) >= GATEWAY_ONLY_DISTRIBUTIONS
+    assert "aiohttp" in distributions_in(gateway) and "aiohttp" in distributions_in(probe)
+    assert distributions_in(probe) == distributions_in(gateway) - GATEWAY_ONLY_DISTRIBUTIONS
+    # the probe reads a config's gateway: section, and has nothing else of the gateway
+    assert sorted(p.name for p in (probe / "shared" / "gateway").glob("*.py")) == ["__init__.py", "settings.py"]
+    shipped = {p.relative_to(gateway / "shared").as_posix() for p in (gateway / "shared").rglob("*.py")}
+    assert {"gateway/server.py", "gateway/app.py", "gateway/settings.py", "fc/probe_function.py"} <= shipped
+
+
+def test_gateway_entry_point_runs_the_server_only_as_a_script() -> None:
+    """customRuntimeConfig runs /code/index.py as __main__; importing it (as these tests do) starts nothing."""
+    source = (ROOT / "functions" / "gateway" / "index.py").read_text()
+    assert "from shared.gateway.server import main" in source
+    assert 'if __name__ == "__main__":\n    main()' in source
+
+
 def test_build_has_no_local_only_or_runtime_provided_distributions(built: Path) -> None:
     assert unwanted_distributions_in(built) == []
 
@@ -215,17 +288,24 @@ def test_build_ships_unchecked_hash_pycs_from_the_runtime_python(built: Path, fc
 def test_every_shipped_import_resolves_and_every_shipped_distribution_is_imported(
     built: Path, fc_python: Path, config: Path
 ) -> None:
-    failed, unimported = function_path_problems(fc_python, built, config)
+    failed, unimported = function_path_problems(fc_python, built, config, FIRST_CALLS[built.name])
     assert failed == {}
-    assert unimported == []
+    assert [name for name in unimported if canonical(name) not in UNIMPORTED_ON_PURPOSE[built.name]] == []
 
 
-def test_cold_start_loads_pycs_and_runs_a_round(built: Path, fc_python: Path, config: Path) -> None:
+def test_cold_start_loads_pycs_and_runs_a_round(build_dir: Path, fc_python: Path, config: Path) -> None:
     """The handler's first call in a fresh runtime Python, as on FC: nothing of the build is compiled."""
-    answer, compiled = first_call(fc_python, built, config)
+    answer, compiled = first_call(fc_python, build_dir / "probe", config)
     assert compiled == []
     summary = json.loads(answer)
     assert summary["targets"] == 1 and summary["ok"] is False
+
+
+def test_gateway_cold_start_loads_pycs_and_answers_healthz(build_dir: Path, fc_python: Path, config: Path) -> None:
+    """The gateway's server starts in a fresh runtime Python as FC starts it and answers FC's health check."""
+    answer, compiled = first_call(fc_python, build_dir / "gateway", config, FIRST_CALLS["gateway"])
+    assert compiled == []
+    assert json.loads(answer) == {"status": 200, "body": {"status": "ok"}}
 
 
 # --- and each check catches what it is for ------------------------------------------------------
@@ -295,3 +375,9 @@ def test_runtime_python_names_what_is_missing(monkeypatch: pytest.MonkeyPatch, t
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(package.PackageError, match=r"python3\.10 not found .*pyenv install 3\.10"):
         package.runtime_python("3.10")
+
+
+def test_package_refuses_an_install_older_than_pyproject() -> None:
+    package.check_extras(["cloud", "gateway"])  # this checkout's install has both
+    with pytest.raises(package.PackageError, match=r"no extra no-such-extra .*reinstall"):
+        package.check_extras(["cloud", "no_such_extra"])

@@ -19,8 +19,9 @@ from shared.config.reader import ConfigError, Reader
 from shared.config.targets import ProbeSettings, Target, read_probe, read_target
 from shared.credentials.settings import CloudSettings
 
-if TYPE_CHECKING:  # loaded when a config has alerting sections, not when the handler is imported
+if TYPE_CHECKING:  # loaded when a config has alerting / gateway sections, not when the handler is imported
     from shared.alerts.config import AlertConfig
+    from shared.gateway.settings import GatewaySettings
 
 DEFAULT_PATHS = ("vpcprobe.yaml", "/code/vpcprobe.yaml")
 
@@ -36,6 +37,7 @@ class Config:
     concurrency: int = 100
     cloud: CloudSettings = field(default_factory=CloudSettings)
     alerts: AlertConfig | None = None  # None: no alerts: section, nothing to send
+    gateway: GatewaySettings | None = None  # None: no gateway: section
 
     def select(self, names: list[str] | None) -> list[Target]:
         """Targets by name, in config order; unknown names are an error naming the known ones."""
@@ -108,13 +110,14 @@ def parse_config(data: Any, *, path: str = "<config>", function_region: str | No
         names.add(target.name)
         targets.append(target)
     cloud = _read_cloud(Reader(top.get("cloud"), "cloud", problems, path), region)
-    for key in ("alerts", "state", "gateway", "maintenance"):  # read below; gateway: the gateway function's, to come
+    for key in ("alerts", "state", "gateway", "maintenance"):  # read below
         top.get(key)
     top.finish()
     alerts = _read_alerting(top.data, raw_targets, problems, path)
+    gateway = _read_gateway(top.data, targets, raw_targets, problems, path)
     if problems:
         raise ConfigError(problems)
-    return Config(path, region, tuple(targets), resolve, concurrency, cloud=cloud, alerts=alerts)
+    return Config(path, region, tuple(targets), resolve, concurrency, cloud=cloud, alerts=alerts, gateway=gateway)
 
 
 def _read_alerting(data: dict[str, Any], targets: list[Any], problems: list[str], path: str) -> AlertConfig | None:
@@ -129,6 +132,17 @@ def _read_alerting(data: dict[str, Any], targets: list[Any], problems: list[str]
     from shared.alerts.config import read_alert_config
 
     return read_alert_config(data, targets, problems, path)
+
+
+def _read_gateway(
+    data: dict[str, Any], targets: list[Target], raw_targets: list[Any], problems: list[str], path: str
+) -> GatewaySettings | None:
+    """The gateway: section, when there is one; shared.gateway.settings is imported only then."""
+    if "gateway" not in data:
+        return None
+    from shared.gateway.settings import read_gateway
+
+    return read_gateway(data, targets, raw_targets, problems, path)
 
 
 _RE_ENDPOINT = re.compile(r"^(https?://)?[A-Za-z0-9.{}_-]+(:\d+)?$")

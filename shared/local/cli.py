@@ -38,9 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("url")
     doctor.add_argument("--token-env", metavar="NAME", help="environment variable holding the key/token")
 
-    serve = sub.add_parser("serve", help="run locally what FC runs: the probe function on its schedule")
+    serve = sub.add_parser(
+        "serve", help="run locally what FC runs: the probe function on its schedule, the gateway beside it"
+    )
     serve.add_argument("-c", "--config")
-    serve.add_argument("--port", type=int, default=9000)
+    serve.add_argument("--port", type=int, default=9000, help="the gateway's port (default 9000; 0 = any free)")
+    serve.add_argument("--host", default="127.0.0.1", help="the gateway's address (default 127.0.0.1)")
     serve.add_argument("--demo", action="store_true", help="start simulated endpoints and a demo config")
     serve.add_argument("--syaml", default="s.yaml", help="s.yaml whose timer schedule to follow")
     serve.add_argument("--schedule", help="override the schedule (FC cron, six fields, or @every 5s)")
@@ -217,6 +220,9 @@ EXTRA_OF_MODULE = {
     "croniter": "local",
     "trustme": "local",
     "alibabacloud_fc20230330": "local",
+    "uvicorn": "gateway",
+    "uvloop": "gateway",
+    "httptools": "gateway",
     "alibabacloud_tea_openapi": "cloud",
     "alibabacloud_credentials": "cloud",
     "alibabacloud_kms20160120": "cloud",

@@ -4,17 +4,25 @@ Realistic PrivateLink and EAS host names are mapped onto the simulator's loopbac
 through `resolve:` (two addresses = two zones' endpoint ENIs), and a fault script makes targets
 degrade, go down and recover so a person sees what vpcprobe reports. With alerts, a local
 DingTalk-compatible robot and an SMTP sink print every message that arrives, exactly as sent.
+The config has a `gateway:` section with a demo key, so the gateway `serve` runs beside the
+schedule answers the commands `gateway_commands` prints, and the fault script sends a request
+through it while a zone is down.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import shutil
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from shared.local.dingtalk_receiver import DingTalkReceiver
@@ -28,6 +36,8 @@ DEMO_KEY, DEMO_EAS_TOKEN = "sk-demo-0123456789abcdef", "eas-demo-token-012345678
 DEMO_ROBOT_TOKEN, DEMO_ROBOT_SECRET = "demo-robot-token-0123456789", "SECdemo-signing-secret-0123456789"
 DEMO_SMTP_USER, DEMO_SMTP_PASSWORD = "alerts@example.com", "demo-smtp-password-0123"
 DEMO_MOBILE = "13800000000"
+DEMO_GATEWAY_KEY = "gw-demo-key-0123456789abcdef"  # printed for the person trying the demo, never logged
+GATEWAY_KEY_ENV = "VPCPROBE_DEMO_GATEWAY_KEY"
 
 
 @dataclass
@@ -37,12 +47,16 @@ class DemoStep:
     act: Callable[[Simulator], object]
 
 
-def fault_script(alerts: DemoAlerts | None = None) -> list[DemoStep]:
+def fault_script(
+    alerts: DemoAlerts | None = None, gateway_url: str | None = None, log_path: Path | None = None
+) -> list[DemoStep]:
     """One 12-round cycle: a zone dies and returns, EAS loses its instances, a slow model, a bad stream.
 
     With alerts (failure_threshold 2): zone B's outage fires at round 4 and resolves at 5 — when the
     robot rejects one message, so the recovery falls back to email; EAS fires at 7 and resolves at 8;
-    the one-round blips at 9 and 11 never fire."""
+    the one-round blips at 9 and 11 never fire. With the gateway at `gateway_url`: right after zone B
+    dies, one request through it to the target whose first address is zone B's (its log line, in
+    `log_path`, shows the failover)."""
     steps = [
         DemoStep(3, f"zone B's endpoint ENI ({ZONE_B}) stops answering", lambda s: s.set_host_down(ZONE_B)),
         DemoStep(5, "zone B is back", lambda s: s.set_host_down(ZONE_B, False)),
@@ -78,6 +92,14 @@ def fault_script(alerts: DemoAlerts | None = None) -> list[DemoStep]:
                 lambda _s: alerts.robot.fail_next(310000, "sign not match"),
             ),
         )
+    if gateway_url is not None:
+        steps.append(
+            DemoStep(
+                3,
+                f"a chat request through the gateway to {FAILOVER_TARGET}, whose first address is zone B's",
+                lambda s: print(request_through_gateway(gateway_url, s, log_path=log_path)),
+            )
+        )
     return steps
 
 
@@ -100,7 +122,8 @@ def start_demo(workdir: Path, alerts: DemoAlerts | None = None) -> tuple[Simulat
         "defaults": {"timeout": "5s", "retries": 1, "latency_slo": "3s"},
         "resolve": {
             PL_HOST: [f"{ZONE_A}:{sim.port}", f"{ZONE_B}:{sim.port}"],
-            CUSTOM_HOST: [f"{ZONE_A}:{sim.https_port}", f"{ZONE_B}:{sim.https_port}"],
+            # zone B first: the gateway tries addresses in order, so its request in round 3 meets the dead zone
+            CUSTOM_HOST: [f"{ZONE_B}:{sim.https_port}", f"{ZONE_A}:{sim.https_port}"],
             EAS_HOST: [f"{ZONE_A}:{sim.port}"],
         },
         "targets": [
@@ -134,6 +157,17 @@ def start_demo(workdir: Path, alerts: DemoAlerts | None = None) -> tuple[Simulat
             },
         ],
     }
+    os.environ[GATEWAY_KEY_ENV] = DEMO_GATEWAY_KEY
+    config["gateway"] = {
+        "keys": [{"name": "demo-app", "key": f"env:{GATEWAY_KEY_ENV}"}],
+        "models": {
+            "qwen-plus": [
+                {"target": "qwen-privatelink", "model": "qwen-plus"},
+                {"target": "qwen-custom-domain", "model": "qwen-plus"},
+            ],
+            "deepseek": [{"target": "llm-eas-vpc", "model": "DeepSeek-R1-Distill-Qwen-7B"}],
+        },
+    }
     if alerts is not None:
         alerts.configure(config, workdir)
     path = workdir / "vpcprobe.demo.yaml"
@@ -142,6 +176,108 @@ def start_demo(workdir: Path, alerts: DemoAlerts | None = None) -> tuple[Simulat
         + yaml.safe_dump(config, sort_keys=False)
     )
     return sim, path
+
+
+FAILOVER_TARGET = "qwen-custom-domain"
+
+
+def gateway_commands(url: str, key: str = DEMO_GATEWAY_KEY) -> list[str]:
+    """Copy-paste commands that work against the demo's gateway: curl, the OpenAI SDK, the DashScope SDK."""
+    chat = json.dumps({"model": "qwen-plus", "messages": [{"role": "user", "content": "Hello"}]})
+    stream = json.dumps({"model": "qwen-plus", "messages": [{"role": "user", "content": "Hello"}], "stream": True})
+    eas = json.dumps({"model": "DeepSeek-R1-Distill-Qwen-7B", "messages": [{"role": "user", "content": "Hello"}]})
+    openai_code = [
+        "from openai import OpenAI",
+        f"client = OpenAI(base_url={url + '/v1'!r}, api_key={key!r})",
+        "print([m.id for m in client.models.list()])",
+        "reply = client.chat.completions.create(model='qwen-plus', messages=[{'role': 'user', 'content': 'Hello'}])",
+        "print(reply.choices[0].message.content)",
+    ]
+    dashscope_code = [
+        "import dashscope",
+        f"dashscope.base_http_api_url = {url + '/qwen-native-stream/api/v1'!r}",
+        f"for part in dashscope.Generation.call(api_key={key!r}, model='qwen-flash',",
+        "        messages=[{'role': 'user', 'content': 'Hello'}], result_format='message',",
+        "        stream=True, incremental_output=True):",
+        "    print(part.output.choices[0].message.content, end='', flush=True)",
+        "print()",
+    ]
+    auth = shlex.quote(f"Authorization: Bearer {key}")
+    json_type = shlex.quote("Content-Type: application/json")
+    return [
+        "# the OpenAI base URL: the body's model picks the route (gateway.models)",
+        f"curl -sS -w '\\n' {url}/v1/chat/completions -H {auth} -H {json_type} -d {shlex.quote(chat)}",
+        "# one target, streamed (DashScope's OpenAI-compatible mode through PrivateLink)",
+        f"curl -sSN {url}/qwen-privatelink/compatible-mode/v1/chat/completions -H {auth} "
+        f"-H {json_type} -d {shlex.quote(stream)}",
+        "# an EAS service: the raw key works too, as EAS clients send it",
+        f"curl -sS -w '\\n' {url}/llm-eas-vpc/v1/chat/completions -H {shlex.quote('Authorization: ' + key)} "
+        f"-H {json_type} -d {shlex.quote(eas)}",
+        "# the OpenAI SDK (pip install openai)",
+        "python - <<'EOF'",
+        *openai_code,
+        "EOF",
+        "# the DashScope SDK, native API, streamed (pip install dashscope)",
+        "python - <<'EOF'",
+        *dashscope_code,
+        "EOF",
+    ]
+
+
+def request_through_gateway(url: str, sim: Simulator, key: str = DEMO_GATEWAY_KEY, log_path: Path | None = None) -> str:
+    """One chat request through the gateway to FAILOVER_TARGET; what happened, which address served it
+    and, from the gateway's log, the failovers on the way (logged before the answer is sent)."""
+    request_id = f"demo-{uuid.uuid4().hex[:12]}"
+    body = {"model": "qwen-plus", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 8}
+    headers = {"Authorization": f"Bearer {key}", "X-Request-Id": request_id}
+    log_offset = _size(log_path)
+    started = time.perf_counter()
+    try:
+        answer = httpx.post(
+            f"{url}/{FAILOVER_TARGET}/compatible-mode/v1/chat/completions", json=body, headers=headers, timeout=30
+        )
+    except httpx.HTTPError as exc:
+        return f"gateway: the request failed: {type(exc).__name__}: {exc}"
+    ms = (time.perf_counter() - started) * 1000
+    served = [r for r in sim.requests if _header(r["headers"], "x-request-id") == request_id]
+    where = f"{served[-1]['listen']} (zone {'A' if served[-1]['listen'] == ZONE_A else 'B'})" if served else "?"
+    if answer.status_code != 200:
+        return f"gateway: the request failed: HTTP {answer.status_code} {answer.text[:300]}"
+    failovers = _failovers_logged(log_path, log_offset, FAILOVER_TARGET) if log_path else []
+    tried = "; ".join(f"{f.get('address')} {f.get('reason')}, then {f.get('next')}" for f in failovers)
+    return f"gateway: HTTP 200 in {ms:.0f} ms: the request survived the dead zone, served by {where}" + (
+        f" (failover: {tried})" if tried else f"; zone B ({ZONE_B}), the target's first address, is down"
+    )
+
+
+def _size(path: Path | None) -> int:
+    try:
+        return path.stat().st_size if path is not None else 0
+    except OSError:
+        return 0
+
+
+def _failovers_logged(log_path: Path, offset: int, target: str) -> list[dict[str, Any]]:
+    """The gateway_failover lines for `target` written to the JSON log after `offset`."""
+    try:
+        with log_path.open("rb") as log:
+            log.seek(offset)
+            lines = log.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("event") == "gateway_failover" and entry.get("target") == target:
+            found.append(entry)
+    return found
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    return next((v for k, v in headers.items() if k.lower() == name), None)
 
 
 class DemoAlerts:

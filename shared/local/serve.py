@@ -1,7 +1,9 @@
-"""`vpcprobe serve`: run locally what FC runs — the probe function on its s.yaml timer schedule.
+"""`vpcprobe serve`: run locally what FC runs — the probe function on its s.yaml timer schedule,
+and the gateway function beside it when the config has a `gateway:` section.
 
 The handler is called with an FC-shaped timer event, exactly as the timer trigger would; JSON
-logs go to a file, and each round is printed as a table for the person watching.
+logs go to a file, and each round is printed as a table for the person watching. The gateway is the
+same ASGI app as on FC, served by uvicorn in a thread on --host/--port (127.0.0.1:9000).
 """
 
 from __future__ import annotations
@@ -12,12 +14,16 @@ import io
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared import logs
 from shared.fc.events import timer_event
 from shared.fc.probe_function import run_probe_event
 from shared.local.report import render_table
 from shared.local.schedule import ScheduleError, parse_schedule, probe_schedule_from_syaml
+
+if TYPE_CHECKING:
+    from shared.gateway.server import RunningServer
 
 WORKDIR = Path(".vpcprobe")
 
@@ -40,6 +46,22 @@ def _alert_line(alerts: dict) -> str:
     )
 
 
+def start_gateway(config_path: Path | str | None, host: str, port: int) -> RunningServer | None:
+    """The gateway app on host:port in a thread, for the config's `gateway:` section (None: there is none).
+
+    The config is read once here: a config error stops serve before the first round."""
+    from shared.config.load import load_config
+
+    config = load_config(str(config_path) if config_path else None)
+    if config.gateway is None:
+        print('gateway: not started: the config has no gateway: section (README, "Gateway")')
+        return None
+    from shared.gateway.app import create_app
+    from shared.gateway.server import start_in_thread
+
+    return start_in_thread(create_app(config), host=host, port=port)
+
+
 def serve(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     """Loop: wait for the next fire time, invoke the handler, print the round. Ctrl-C stops."""
     stop = stop or threading.Event()
@@ -54,19 +76,34 @@ def serve(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     logs.configure(stream=log_file)
     sim = None
     sinks = None
+    gateway = None
     script = []
     config_path = args.config
     try:
         if args.demo:
-            from shared.local.demo import fault_script, start_demo, start_demo_alerts
+            from shared.local.demo import start_demo, start_demo_alerts
 
             sinks = start_demo_alerts()
             sim, config_path = start_demo(WORKDIR, sinks)
-            script = fault_script(sinks)
             print(f"demo: simulated DashScope + EAS on 127.0.0.2/127.0.0.3 port {sim.port} (https {sim.https_port})")
             for line in sinks.describe():
                 print(f"demo: {line}")
             print(f"demo: config {config_path}")
+        host, port = getattr(args, "host", "127.0.0.1"), getattr(args, "port", 9000)
+        try:
+            gateway = start_gateway(config_path, host, port)
+        except OSError as exc:
+            print(f"gateway: cannot listen on {host}:{port}: {exc} (choose another with --port; 0 = any free port)")
+            return 2
+        if gateway is not None:
+            print(f'gateway: {gateway.url} (GET /healthz; routes: README "Gateway"); its JSON logs: {log_path}')
+        if args.demo:
+            from shared.local.demo import DEMO_GATEWAY_KEY, GATEWAY_KEY_ENV, fault_script, gateway_commands
+
+            script = fault_script(sinks, gateway.url if gateway is not None else None, log_path)
+            if gateway is not None:
+                print(f"demo: gateway key {DEMO_GATEWAY_KEY} (env:{GATEWAY_KEY_ENV} in the demo config); try:")
+                print("\n".join(gateway_commands(gateway.url)))  # unindented: heredocs must end at column 0
         print(f"schedule: {schedule.expression} ({schedule.timezone}); JSON logs: {log_path}; Ctrl-C stops")
         rounds = 0
         cycle = max((s.round for s in script), default=0)
@@ -103,6 +140,8 @@ def serve(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        if gateway is not None:
+            gateway.stop()
         if sim is not None:
             sim.stop()
         if sinks is not None:

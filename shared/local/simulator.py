@@ -14,15 +14,21 @@ synchronous and async callers can start it::
 
 Another process can drive it over HTTP on any listen address: ``POST /_sim/faults`` (JSON of Fault fields)
 -> ``{"id": ...}``, ``GET /_sim/faults``, ``DELETE /_sim/faults`` (all), ``DELETE /_sim/faults/{id}``,
-``GET /_sim/requests``. Admin routes need no auth, are never faulted and are not recorded.
+``GET /_sim/requests``. Admin routes need no auth, are never faulted and are not recorded (``received``
+counts every request that reached the server, admin ones too, so a test can tell that nothing arrived;
+a record's ``seq`` is that count at its arrival).
+Each recorded streaming answer carries ``frames`` (SSE frames written); a client that goes away mid-answer
+leaves ``outcome: "disconnected"``, which is how a proxy's cancellation of the upstream shows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import contextlib
 import fnmatch
+import hashlib
 import hmac
 import itertools
 import json
@@ -44,12 +50,15 @@ from typing import Any
 import trustme
 from aiohttp import web
 
-__all__ = ["DASHSCOPE_MODELS", "EAS_MAX_BODY", "EAS_MODEL", "REPLY_TEXT", "Fault", "Simulator"]
+__all__ = ["DASHSCOPE_MODELS", "EAS_MAX_BODY", "EAS_MODEL", "EMBEDDING_MODELS", "REPLY_TEXT", "Fault", "Simulator"]
 
 log = logging.getLogger(__name__)
 
 DASHSCOPE_MODELS = ("qwen-flash", "qwen-turbo", "qwen-plus", "qwen-max", "qwen3-max")
 EAS_MODEL = "DeepSeek-R1-Distill-Qwen-7B"
+# Compatible-mode embedding models -> default dimensions (not in the chat models list, as on Model Studio).
+EMBEDDING_MODELS = {"text-embedding-v3": 1024, "text-embedding-v4": 1024}
+EMBEDDING_MAX_INPUTS = 10
 # The assistant's reply; one "token" per word (the first bare, the rest with a leading space).
 REPLY_TEXT = "Hello from the simulator. This is a short deterministic reply for probes."
 EAS_MAX_BODY = 1024 * 1024  # the EAS gateway rejects bigger request bodies with 413
@@ -299,6 +308,43 @@ def _parse_native(body: bytes, stream: bool) -> _Chat | str:
     return _Chat(data["model"], messages, params.get("max_tokens"), stream, False, incremental, fmt)
 
 
+@dataclass
+class _Embed:
+    model: str
+    inputs: list[str]
+    dimensions: int
+    base64: bool
+
+
+def _parse_embeddings(body: bytes) -> _Embed | str:
+    """An OpenAI embeddings request (``input`` a string or a list of strings), or the 400 message."""
+    data = _parse_json(body)
+    if isinstance(data, str):
+        return data
+    model, inputs = data.get("model"), data.get("input")
+    if not isinstance(model, str) or not model:
+        return "Missing required parameter: 'model'."
+    inputs = [inputs] if isinstance(inputs, str) else inputs
+    if (not isinstance(inputs, list) or not inputs or len(inputs) > EMBEDDING_MAX_INPUTS
+            or not all(isinstance(i, str) and i for i in inputs)):
+        return f"'input' must be a non-empty string or a list of 1 to {EMBEDDING_MAX_INPUTS} non-empty strings."
+    dimensions = data.get("dimensions", EMBEDDING_MODELS.get(model, 1024))
+    if not _is_int(dimensions) or not 1 <= dimensions <= 2048:
+        return "'dimensions' must be an integer from 1 to 2048."
+    encoding = data.get("encoding_format", "float")
+    if encoding not in ("float", "base64"):
+        return "'encoding_format' must be 'float' or 'base64'."
+    return _Embed(model, inputs, dimensions, encoding == "base64")
+
+
+def _embedding(text: str, dimensions: int) -> list[float]:
+    """A deterministic unit vector for a text (the same text always embeds the same)."""
+    raw = hashlib.shake_256(text.encode()).digest(2 * dimensions)
+    values = [int.from_bytes(raw[i:i + 2], "little") / 32767.5 - 1.0 for i in range(0, len(raw), 2)]
+    norm = sum(v * v for v in values) ** 0.5 or 1.0
+    return [round(v / norm, 6) for v in values]
+
+
 def _count_words(messages: Iterable[dict[str, Any]]) -> int:
     """Prompt "tokens": words in the text content of all messages."""
     total = 0
@@ -425,6 +471,7 @@ class Simulator:
         self._ids = itertools.count(1)
         self._requests: deque[dict[str, Any]] = deque(maxlen=MAX_RECORDED)
         self._inflight = 0
+        self._received = 0
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -560,6 +607,12 @@ class Simulator:
             return [dict(r, headers=dict(r["headers"])) for r in self._requests]
 
     @property
+    def received(self) -> int:
+        """Every HTTP request that reached the server since start, admin routes included."""
+        with self._cond:
+            return self._received
+
+    @property
     def inflight(self) -> int:
         """Requests currently being handled (stalled ones included)."""
         with self._cond:
@@ -668,9 +721,10 @@ class Simulator:
                 return active
         return None
 
-    def _begin(self, request: web.Request) -> dict[str, Any]:
+    def _begin(self, request: web.Request, seq: int) -> dict[str, Any]:
         sockname = request.transport.get_extra_info("sockname") if request.transport else None
         rec = {
+            "seq": seq,  # compare with `received` to pick the requests that arrived after a point
             "time": time.time(),
             "method": request.method,
             "path": request.path,
@@ -682,6 +736,7 @@ class Simulator:
             "headers": {_canonical(k): v for k, v in request.headers.items()},
             "body_size": request.content_length or 0,
             "fault": None,
+            "frames": None,
             "status": None,
             "outcome": "pending",
         }
@@ -697,9 +752,12 @@ class Simulator:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         """Entry point: admin routes, else record, apply faults, and serve the simulated API."""
+        with self._cond:
+            self._received += 1
+            seq = self._received
         if request.path == "/_sim" or request.path.startswith("/_sim/"):
             return await self._admin(request)
-        rec = self._begin(request)
+        rec = self._begin(request, seq)
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
@@ -771,6 +829,8 @@ class Simulator:
                 return web.json_response({"object": "list", "data": data})
             if route == ("POST", "/compatible-mode/v1/chat/completions"):
                 return await self._openai_chat(ctx, "compat")
+            if route == ("POST", "/compatible-mode/v1/embeddings"):
+                return self._embeddings(ctx)
             return _error_response("compat", 404, "not_found", f"Not found: {req.method} {req.path}")
         if route == ("POST", NATIVE_GENERATION):
             return await self._native_chat(ctx)
@@ -837,6 +897,24 @@ class Simulator:
             error = {"message": message, "type": "InternalServerError", "param": None, "code": 500}
         return await self._stream(ctx, frames, _sse({"error": error}), "text/event-stream")
 
+    def _embeddings(self, ctx: _Ctx) -> web.Response:
+        """OpenAI-compatible embeddings (Model Studio's text-embedding models); float or base64 vectors."""
+        req = _parse_embeddings(ctx.body)
+        if isinstance(req, str):
+            return _error_response("compat", 400, message=req)
+        if req.model not in EMBEDDING_MODELS:
+            missing = f"The model `{req.model}` does not exist or you do not have access to it."
+            return _error_response("compat", 404, message=missing)
+        data = []
+        for i, text in enumerate(req.inputs):
+            vector: list[float] | str = _embedding(text, req.dimensions)
+            if req.base64:
+                vector = base64.b64encode(struct.pack(f"<{req.dimensions}f", *vector)).decode()
+            data.append({"object": "embedding", "index": i, "embedding": vector})
+        tokens = sum(len(text.split()) for text in req.inputs)
+        return web.json_response({"object": "list", "data": data, "model": req.model, "id": str(uuid.uuid4()),
+                                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
     async def _native_chat(self, ctx: _Ctx) -> web.StreamResponse:
         """DashScope native text generation, plain JSON or native SSE (``X-DashScope-SSE: enable``)."""
         req = ctx.request
@@ -884,13 +962,14 @@ class Simulator:
             frames = frames[:1] + [error_frame]
         resp = web.StreamResponse(headers={"Content-Type": content_type, "Cache-Control": "no-cache"})
         await resp.prepare(ctx.request)
-        self._note(ctx.rec, status=200)
+        self._note(ctx.rec, status=200, frames=0)
         for i, frame in enumerate(frames):
             if stall_after is not None and i >= stall_after:
                 break
             if i and delay:
                 await asyncio.sleep(delay)
             await resp.write(frame)
+            self._note(ctx.rec, frames=i + 1)
         if stall_after is not None:
             await self._stall(ctx.rec)
         await resp.write_eof()

@@ -385,7 +385,7 @@ def test_check_alert_runs_the_same_step_locally(tmp_path, sim, monkeypatch, caps
 
 def test_serve_demo_shows_the_real_messages(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "shared", "serve", "--demo", "--schedule", "@every 1s", "--rounds", "4"],
+        [sys.executable, "-m", "shared", "serve", "--demo", "--port", "0", "--schedule", "@every 1s", "--rounds", "4"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)},
     )

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -113,7 +117,7 @@ def test_doctor_without_token_says_so(sim, capsys):
 def test_serve_demo_runs_rounds_with_the_fault_script(tmp_path, monkeypatch):
     """`vpcprobe serve --demo` end to end in a child process: rounds print, zone B dies in round 3."""
     proc = subprocess.run(
-        [sys.executable, "-m", "shared", "serve", "--demo", "--schedule", "@every 1s", "--rounds", "3"],
+        [sys.executable, "-m", "shared", "serve", "--demo", "--port", "0", "--schedule", "@every 1s", "--rounds", "3"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -124,8 +128,72 @@ def test_serve_demo_runs_rounds_with_the_fault_script(tmp_path, monkeypatch):
     out = proc.stdout
     assert "== round 1" in out and "== round 3" in out
     assert "zone B's endpoint ENI" in out and "zones_down" in out
+    # right after zone B dies, a request through the gateway fails over from zone B to zone A
+    assert "gateway: HTTP 200 in" in out and "served by 127.0.0.2 (zone A)" in out
+    assert "(failover: 127.0.0.3:" in out and "connect_refused, then 127.0.0.2:" in out
     log = (tmp_path / ".vpcprobe" / "probe.log").read_text()
-    assert '"event": "probe"' in log and "sk-demo" not in log and "eas-demo-token" not in log
+    assert '"event": "probe"' in log and '"event": "gateway_request"' in log
+    assert "sk-demo" not in log and "eas-demo-token" not in log and "gw-demo-key" not in log
+
+
+def _demo_commands(proc: subprocess.Popen) -> tuple[str, str]:
+    """(the gateway's URL, the copy-paste commands) from serve --demo's output, read up to the schedule line."""
+    url, commands, reading = "", [], False
+    for line in proc.stdout:
+        if line.startswith("gateway: http://"):
+            url = line.split()[1]
+        elif line.startswith("demo: gateway key "):
+            reading = True
+        elif line.startswith("schedule: "):
+            break
+        elif reading:
+            commands.append(line)
+    return url, "".join(commands)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the demo prints curl commands; curl is not installed")
+def test_serve_demo_gateway_answers_the_commands_it_prints(tmp_path):
+    """The demo's printed curl / OpenAI SDK / DashScope SDK commands, run as a person would paste them."""
+    pytest.importorskip("openai")
+    pytest.importorskip("dashscope")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shared", "serve", "--demo", "--port", "0", "--schedule", "@every 1h"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(tmp_path), "PYTHONUNBUFFERED": "1"},
+    )
+    guard = threading.Timer(120, proc.kill)  # a hung demo fails the test instead of hanging it
+    guard.start()
+    try:
+        url, commands = _demo_commands(proc)
+        assert url.startswith("http://127.0.0.1:") and commands.count("curl ") == 3, commands
+        python_dir = tmp_path / "bin"  # `python` in the commands: this interpreter, which has both SDKs
+        python_dir.mkdir()
+        (python_dir / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+        (python_dir / "python").chmod(0o755)
+        env = {"PATH": f"{python_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "NO_PROXY": "*", "no_proxy": "*"}
+        env |= {k: v for k, v in os.environ.items() if k in ("SSL_CERT_FILE", "LANG")}
+        ran = subprocess.run(["bash", "-e"], input=commands, capture_output=True, text=True, timeout=90, env=env)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=60)
+        finally:
+            guard.cancel()
+    lines = [line for line in ran.stdout.splitlines() if line]
+    chat, eas = (json.loads(line) for line in lines if line.startswith("{"))  # the two plain curl answers
+    assert chat["choices"][0]["message"]["content"].startswith("Hello from the simulator")
+    assert eas["model"] == "DeepSeek-R1-Distill-Qwen-7B"
+    frames = [line for line in lines if line.startswith("data: ")]  # the streamed curl, frame by frame
+    assert len(frames) > 3 and frames[-1] == "data: [DONE]"
+    models, reply, streamed = (line for line in lines if not line.startswith(("{", "data: ")))
+    assert json.loads(models.replace("'", '"')) == ["qwen-plus", "deepseek"]  # the models the demo key may use
+    assert reply.startswith("Hello from the simulator")  # the OpenAI SDK
+    assert streamed.startswith("Hello from the simulator")  # the DashScope SDK, streamed
+    assert proc.returncode == 0
 
 
 def test_python_dash_m_shared(tmp_path):
@@ -162,3 +230,23 @@ def test_a_missing_module_of_no_extra_is_still_a_bug(monkeypatch):
     monkeypatch.setattr("shared.local.cli._targets", lambda args: __import__("no_such_module_of_ours"))
     with pytest.raises(ModuleNotFoundError):
         main(["targets"])
+
+
+def test_serve_without_a_gateway_section_runs_only_the_schedule(cfg, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["serve", "-c", cfg, "--port", "0", "--schedule", "@every 1s", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "gateway: not started: the config has no gateway: section" in out and "== round 1" in out
+
+
+def test_serve_names_a_gateway_port_in_use(sim, cfg, tmp_path, monkeypatch, capsys):
+    """The gateway's port is taken (here by the simulator): exit 2 before any round, saying what to do."""
+    data = yaml.safe_load(Path(cfg).read_text())
+    data["gateway"] = {"keys": [{"name": "app", "key": "env:DS_KEY"}]}
+    Path(cfg).write_text(yaml.safe_dump(data))
+    monkeypatch.chdir(tmp_path)
+    argv = ["serve", "-c", cfg, "--host", "127.0.0.2", "--port", str(sim.port), "--schedule", "@every 1s"]
+    assert main([*argv, "--rounds", "1"]) == 2
+    out = capsys.readouterr().out
+    assert f"gateway: cannot listen on 127.0.0.2:{sim.port}" in out and "--port" in out
+    assert "== round" not in out

@@ -1,0 +1,167 @@
+"""Serving the gateway app with uvicorn (uvloop + httptools): in FC, in `vpcprobe serve`, in tests.
+
+FC's web functions need the server on 0.0.0.0 and keep-alive of 15 minutes or more; the response
+must carry neither Date nor Server (FC forbids both). Absolute-form request targets
+(`GET http://host/ HTTP/1.1`) are flagged by the protocol below, because uvicorn keeps only their
+path, so the app can refuse them instead of serving a path whose host part it never saw.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from shared import logs
+from shared.gateway.upstream import StreamBroken
+
+FC_PORT = 9000
+KEEP_ALIVE_S = 900  # FC: "the timeout value must be 15 minutes or more at the server side"
+STARTUP_WAIT_S = 30.0
+
+
+class GatewayHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, except that a request target not starting with '/' reaches the app as
+    its raw_path (absolute-form, authority-form, '*'), which the gateway's routing refuses with 400."""
+
+    def on_headers_complete(self) -> None:
+        url = bytes(getattr(self, "url", b"/"))
+        super().on_headers_complete()
+        if not url.startswith(b"/"):
+            # The ASGI task is created but has not run yet: the scope can still be changed.
+            self.scope["raw_path"] = url.partition(b"?")[0]
+
+
+class _DropStreamAborts(logging.Filter):
+    """uvicorn logs an app exception with a traceback; a stream the upstream broke is already in our
+    request log line, and raising is only how the client's connection gets aborted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, StreamBroken)
+
+
+def uvicorn_config(app: Any, host: str, port: int, **overrides: Any) -> uvicorn.Config:
+    """The one server configuration, for FC and local runs alike."""
+    error_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _DropStreamAborts) for f in error_log.filters):
+        error_log.addFilter(_DropStreamAborts())
+    logs.guard_stdlib_logging("uvicorn", "uvicorn.error")
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "loop": "uvloop",
+        "http": GatewayHttpProtocol,
+        "interface": "asgi3",
+        "lifespan": "on",
+        "timeout_keep_alive": KEEP_ALIVE_S,
+        "server_header": False,
+        "date_header": False,
+        "access_log": False,
+        "proxy_headers": False,
+        "log_config": None,
+        "log_level": "warning",
+        "ws": "none",
+    }
+    options.update(overrides)
+    return uvicorn.Config(app, **options)
+
+
+def fc_port() -> int:
+    """FC passes the port it expects in FC_SERVER_PORT; 9000 is its default."""
+    value = os.environ.get("FC_SERVER_PORT", "")
+    return int(value) if value.isdigit() else FC_PORT
+
+
+def run(app: Any, host: str = "0.0.0.0", port: int | None = None) -> None:
+    """Serve in the foreground until a signal (FC's instance lifecycle)."""
+    uvicorn.Server(uvicorn_config(app, host, port if port is not None else fc_port(),
+                                  timeout_graceful_shutdown=30)).run()
+
+
+def main() -> None:
+    """The gateway function's entry point: the config from VPCPROBE_CONFIG (or /code), then serve."""
+    from shared.config.load import load_config
+    from shared.config.reader import ConfigError
+    from shared.gateway.app import create_app
+
+    logs.configure()
+    try:
+        app = create_app(load_config())
+    except ConfigError as exc:
+        logs.get_logger("vpcprobe.gateway").error("gateway_config_error", problems=exc.problems)
+        sys.exit(2)
+    run(app)
+
+
+@dataclass
+class RunningServer:
+    """A gateway served from a background thread (tests, `vpcprobe serve`, the benchmark)."""
+
+    host: str
+    port: int
+    _server: uvicorn.Server
+    _thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{shown}:{self.port}"
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Shut down (lifespan shutdown closes the upstream pools) and join the thread. Idempotent."""
+        self._server.should_exit = True
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout_s)
+
+
+class _ThreadedServer(uvicorn.Server):
+    """Signals startup to the starting thread; signal handlers stay the main thread's."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets=sockets)
+        finally:
+            self.ready.set()
+
+
+def start_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
+    """Serve `app` on host:port (0 = any free port) from a daemon thread with its own event loop;
+    returns once it accepts connections, or raises when startup failed."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    bound = sock.getsockname()[1]
+    server = _ThreadedServer(uvicorn_config(app, host, bound, timeout_graceful_shutdown=5))
+
+    def serve() -> None:
+        try:
+            server.run(sockets=[sock])
+        finally:
+            sock.close()
+
+    thread = threading.Thread(target=serve, name=f"gateway-{bound}", daemon=True)
+    thread.start()
+    if not server.ready.wait(STARTUP_WAIT_S) or not server.started:
+        server.should_exit = True
+        thread.join(STARTUP_WAIT_S)
+        raise RuntimeError(f"the gateway did not start on {host}:{bound} (see the log above)")
+    return RunningServer(host, bound, server, thread)
