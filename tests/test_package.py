@@ -26,8 +26,10 @@ UNCHECKED_HASH = 0b01  # pyc flags: hash-based, check_source off (PEP 552)
 LOCAL_ONLY_DISTRIBUTIONS = frozenset(
     {"croniter", "python-dateutil", "tzdata", "trustme", "aiosmtpd", "alibabacloud-fc20230330"}
 )
-# Installed for cffi (cryptography's dependency), which needs its C-declaration parser only to build.
-NEVER_IMPORTED_BUT_REQUIRED = frozenset({"pycparser"})
+# Installed for cffi (cryptography's dependency), which needs its C-declaration parser only to build; and
+# httpx's transport stack (httpcore, anyio, sniffio, exceptiongroup on 3.10), which loads only when a channel
+# sends or the control plane is called: the probe itself speaks HTTP through h11 (shared/probe/transport.py).
+NEVER_IMPORTED_BUT_REQUIRED = frozenset({"pycparser", "httpcore", "anyio", "sniffio", "exceptiongroup"})
 # Imports of shipped code that the build cannot satisfy, on purpose: FC's runtime provides oss2 and fc2,
 # and shared.fc.invoke's FC 3.0 SDK serves `vpcprobe invoke` (the local CLI) only.
 UNRESOLVED_ON_PURPOSE = frozenset({"oss2", "fc2", "alibabacloud_fc20230330", "alibabacloud_fc20230330.client"})
