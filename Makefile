@@ -40,10 +40,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_probe.py
+	$(BIN)/python scripts/bench_scheduling.py --repeat 1
 	$(BIN)/python scripts/bench_tokens.py
 	$(BIN)/python scripts/bench_alerts.py
 	$(BIN)/python scripts/bench_cold_start.py
 	$(BIN)/python scripts/bench_gateway.py --quick
+	$(BIN)/python scripts/bench_blackbox.py  # side by side with blackbox_exporter (apt-get install -y prometheus-blackbox-exporter)
 
 # Code directories for `s deploy`: one per function, dependencies built for the FC runtime's
 # Python with pip's platform options (no Docker), .pyc compiled by that Python (it must be

@@ -32,13 +32,15 @@ LOCAL_ONLY_DISTRIBUTIONS = frozenset(
 GATEWAY_ONLY_DISTRIBUTIONS = frozenset({"uvicorn", "httptools", "uvloop", "click"})
 # Installed for cffi (cryptography's dependency), which needs its C-declaration parser only to build.
 NEVER_IMPORTED_BUT_REQUIRED = frozenset({"pycparser"})
-# httpx's transport stack, loaded on its first request: the probe's rounds and alerts send with httpx, the
-# gateway's proxying with aiohttp. The gateway ships the base install all the same, for the probe code it
-# will run (POST /probe, a round on demand), so its first call leaves these unimported.
+# httpx's transport stack (httpcore, anyio, sniffio, exceptiongroup on 3.10), loaded on its first request:
+# only alert channels and the control plane send with httpx. The probe speaks HTTP through h11
+# (shared/probe/transport.py), the gateway through httptools (shared/gateway/client.py); the gateway ships the
+# base install all the same, for the probe code it will run (POST /probe, a round on demand).
 UNIMPORTED_ON_PURPOSE = {
-    "probe": frozenset(),
+    "probe": frozenset({"httpcore", "anyio", "sniffio", "exceptiongroup"}),
     "gateway": frozenset({"httpcore", "h11", "anyio", "sniffio", "exceptiongroup"}),
 }
+
 # Imports of shipped code that the build cannot satisfy, on purpose: FC's runtime provides oss2 and fc2,
 # and shared.fc.invoke's FC 3.0 SDK serves `vpcprobe invoke` (the local CLI) only.
 UNRESOLVED_ON_PURPOSE = frozenset({"oss2", "fc2", "alibabacloud_fc20230330", "alibabacloud_fc20230330.client"})

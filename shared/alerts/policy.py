@@ -224,8 +224,9 @@ def decide(
 ) -> tuple[dict[str, TargetState], list[Notification]]:
     """One round: the new per-target state and the notifications owed (not yet routed or sent).
 
-    Targets without a result this round keep their state untouched. A result older than the last
-    one used for its target (a slow round finishing after a newer one) is ignored.
+    Targets without a result this round keep their state untouched, and so do targets whose result is
+    `unknown` (the prober was overloaded: no news). A result older than the last one used for its
+    target (a slow round finishing after a newer one) is ignored.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -234,6 +235,8 @@ def decide(
     out: list[Notification] = []
     stamp = iso(now)
     for result in results:
+        if result.status == Status.UNKNOWN:
+            continue  # the prober could not keep up: no news, neither a failure nor a recovery
         st = new.setdefault(result.target, TargetState())
         if st.last_checked and result.checked_at and _older(result.checked_at, st.last_checked):
             continue

@@ -71,7 +71,8 @@ def _alert_step(prober: Prober, alerts: Any, results: list[ProbeResult], request
 
 
 def summarize(results: list[ProbeResult]) -> dict[str, Any]:
-    counts = {s: sum(1 for r in results if r.status == s) for s in (Status.UP, Status.DEGRADED, Status.DOWN)}
+    """The function's reply: counts per status (`unknown`: the prober could not keep up, not a failure)."""
+    counts = {s: sum(1 for r in results if r.status == s) for s in Status}
     return {
         "ok": counts[Status.DEGRADED] == 0 and counts[Status.DOWN] == 0,
         "targets": len(results),
@@ -106,6 +107,8 @@ def run_probe_event(
     for result in results:
         log.info("probe", source=request.source, request_id=request_id, **result.to_dict())
     summary = summarize(results)
+    if prober.last_lag is not None:  # the prober's own event-loop lag this round: is the prober the problem?
+        summary["loop_lag_ms"] = prober.last_lag.to_dict()
     if request.alert and alerts is not None:
         summary["alerts"] = _alert_step(prober, alerts, results, request_id)
     log.info(

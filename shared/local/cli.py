@@ -1,6 +1,7 @@
 """The `vpcprobe` command line (also `python -m shared`).
 
-Exit codes: 0 all up, 1 any degraded/down (or a failed doctor/invoke), 2 config or usage error.
+Exit codes: 0 all up, 1 any degraded/down (or a failed doctor/invoke), 2 config or usage error,
+3 (check) some result unknown — the prober itself could not keep up — and none degraded/down.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ if TYPE_CHECKING:  # imported lazily at run time: each command loads only what i
     from shared.config.load import Config
     from shared.probe.engine import Prober
     from shared.verdict.result import ProbeResult
+    from shared.verdict.status import Status
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,7 +66,6 @@ def _parser() -> argparse.ArgumentParser:
 def _check(args: argparse.Namespace) -> int:
     from shared.local.report import render_table
     from shared.probe.engine import Prober
-    from shared.verdict.status import Status
 
     config = load_config(args.config)
     names = args.targets
@@ -79,7 +80,21 @@ def _check(args: argparse.Namespace) -> int:
         print(render_table(results))
     if alerts is not None:
         _alert(alerts, results, prober, config)
-    return 0 if all(r.status == Status.UP for r in results) else 1
+    return exit_code([r.status for r in results])
+
+
+# `check`: a real failure outranks an unknown (1 over 3); unknown is its own code so a cron job or CI
+# step can tell "the endpoint is broken" from "the prober was overloaded, try fewer targets".
+EXIT_UNKNOWN = 3
+
+
+def exit_code(statuses: list[Status]) -> int:
+    """0 all up; 1 any degraded or down; 3 any unknown and nothing degraded or down."""
+    from shared.verdict.status import Status
+
+    if any(s in (Status.DEGRADED, Status.DOWN) for s in statuses):
+        return 1
+    return EXIT_UNKNOWN if any(s == Status.UNKNOWN for s in statuses) else 0
 
 
 def _alert_config(config: Config, wanted: bool) -> AlertConfig | None:

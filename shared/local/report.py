@@ -16,7 +16,7 @@ def render_table(results: list[ProbeResult], *, warnings: bool = True) -> str:
     rows = [header]
     for r in results:
         p = r.phases_ms
-        ok = sum(1 for a in r.addresses if a.status != Status.DOWN)
+        ok = sum(1 for a in r.addresses if a.status in (Status.UP, Status.DEGRADED))  # unknown is not ok
         rows.append(
             (
                 r.target,

@@ -124,6 +124,7 @@ def serve(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
             print(
                 f"\n== round {rounds} at {fire:%H:%M:%S} UTC: "
                 f"{summary.get('up', 0)} up, {summary.get('degraded', 0)} degraded, {summary.get('down', 0)} down"
+                + (f", {summary['unknown']} unknown (prober overloaded)" if summary.get("unknown") else "")
             )
             if results:
                 print(render_table(results, warnings=rounds == 1))

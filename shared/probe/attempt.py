@@ -1,28 +1,37 @@
-"""One request to one address: per-phase timings from httpcore's trace, and what failed, as a Code.
+"""One request to one address: per-phase timings taken at the socket, and what failed, as a Code.
 
 The request goes to the address itself with the Host header and TLS SNI set to the real name, so
-each zone's ENI is reached and timed on its own.
+each zone's ENI is reached and timed on its own, on a connection of its own (transport.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import json
 import re
 import ssl
 import time
 from dataclasses import dataclass, field
-from typing import Any
-
-import httpx
+from urllib.parse import urlsplit
 
 from shared import logs
 from shared.config.targets import Target
+from shared.probe.deadline import Deadline, DeadlineExpired
 from shared.probe.dns import Address
 from shared.probe.request import RequestSpec
 from shared.probe.sse import read_stream
 from shared.probe.tls import cert_days_left
+from shared.probe.transport import (
+    ConnectFailed,
+    ConnectionLost,
+    Exchange,
+    Marks,
+    ProtocolViolation,
+    Request,
+    Stage,
+    TlsFailed,
+    TransportError,
+)
 from shared.verdict.codes import Code
 from shared.verdict.diagnose import for_status
 
@@ -34,89 +43,72 @@ class Attempt:
     """What one request to one address observed."""
 
     phases: dict[str, float | None] = field(default_factory=dict)
+    # The same exchange cut as blackbox_exporter cuts it (resolve is added by the engine).
+    blackbox_phases: dict[str, float | None] = field(default_factory=dict)
     http_status: int | None = None
     code: Code | None = None
     detail: str = ""
     tls_days_left: int | None = None
 
 
-async def try_address(client: httpx.AsyncClient, target: Target, spec: RequestSpec, addr: Address) -> Attempt:
-    """Send `spec` to one address, within the probe timeout; failures are recorded, never raised."""
+async def try_address(target: Target, spec: RequestSpec, addr: Address, tls: ssl.SSLContext | None = None) -> Attempt:
+    """Send `spec` to one address within the probe timeout, which starts now; failures are recorded, never raised.
+
+    `tls` is the SSL context of an https target, built before the attempt (and kept) by the caller.
+    """
     ep, settings = target.endpoint, target.probe
-    marks: dict[str, float] = {}
     out = Attempt()
-
-    async def trace(name: str, info: dict) -> None:
-        marks[name] = time.perf_counter()
-        if name == "connection.start_tls.complete":
-            out.tls_days_left = cert_days_left(info.get("return_value"))
-
-    ip_host = f"[{addr.ip}]" if ":" in addr.ip else addr.ip
-    url = httpx.URL(spec.url).copy_with(host=ip_host.strip("[]"), port=addr.port)
-    default_port = 443 if ep.scheme == "https" else 80
-    headers = dict(spec.headers)
-    headers["Host"] = ep.host if ep.port == default_port else f"{ep.host}:{ep.port}"
-    extensions: dict[str, Any] = {"trace": trace}
-    if ep.scheme == "https":
-        extensions["sni_hostname"] = ep.host
-    timeout = httpx.Timeout(settings.timeout_s)
-    request = client.build_request(
-        spec.method, url, headers=headers, content=spec.body, extensions=extensions, timeout=timeout
-    )
+    exchange = Exchange()
+    marks = exchange.marks
     start = time.perf_counter()
     try:
-        await asyncio.wait_for(_exchange(client, request, spec, target, out, marks), timeout=settings.timeout_s)
-    except asyncio.TimeoutError:
+        async with Deadline(settings.timeout_s):
+            await exchange.open(addr.ip, addr.port, tls if ep.scheme == "https" else None, ep.host)
+            await _exchange(exchange, _wire_request(spec, target), spec, target, out)
+    except DeadlineExpired:
         out.code, what = _timeout_phase(marks, spec.stream)
         out.detail = f"{addr.ip}:{addr.port}: no {what} within {settings.timeout_s:g}s"
-    except httpx.HTTPError as exc:
-        out.code, out.detail = _classify_error(exc, marks, ep.form)
-        out.detail = f"{addr.ip}:{addr.port}: {out.detail}"
+    except TransportError as exc:
+        out.code, detail = _classify_error(exc, ep.form)
+        out.detail = f"{addr.ip}:{addr.port}: {detail}"
+    finally:
+        exchange.close()
     end = time.perf_counter()
     out.phases.update(_phases(marks, start, end))
+    out.blackbox_phases.update(_blackbox_phases(marks, end))
+    # Certificate parsing (cryptography.x509) happens here, after every timestamp was taken.
+    out.tls_days_left = cert_days_left(exchange.peer_cert_der)
     return out
 
 
-async def _exchange(
-    client: httpx.AsyncClient,
-    request: httpx.Request,
-    spec: RequestSpec,
-    target: Target,
-    out: Attempt,
-    marks: dict[str, float],
-) -> None:
-    response = await client.send(request, stream=True)
-    try:
-        out.http_status = response.status_code
-        is_sse = response.headers.get("content-type", "").startswith("text/event-stream")
-        if is_sse and response.status_code == 200:
-            frame_error = await read_stream(response)
-            body = b""
-            if frame_error:
-                out.code, out.detail = Code.STREAM_ERROR_FRAME, frame_error
-                return
-        else:
-            body = await _read_limited(response)
-    finally:
-        marks["body.done"] = time.perf_counter()
-        await response.aclose()
-    if response.status_code not in spec.expect_status:
-        code = for_status(response.status_code, kind=target.kind, body=body)
+def _wire_request(spec: RequestSpec, target: Target) -> Request:
+    ep = target.endpoint
+    url = urlsplit(spec.url)
+    path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+    default_port = 443 if ep.scheme == "https" else 80
+    host = ep.host if ep.port == default_port else f"{ep.host}:{ep.port}"
+    headers = [("Host", host)] + [(k, v) for k, v in spec.headers.items() if k.lower() != "host"]
+    return Request(spec.method, path, headers, spec.body)
+
+
+async def _exchange(exchange: Exchange, request: Request, spec: RequestSpec, target: Target, out: Attempt) -> None:
+    response = await exchange.send(request)
+    out.http_status = response.status
+    body = b""
+    if response.content_type.startswith("text/event-stream") and response.status == 200:
+        frame_error = await read_stream(exchange.body())
+        if frame_error:
+            out.code, out.detail = Code.STREAM_ERROR_FRAME, frame_error
+            return
+    else:
+        body = b"".join([chunk async for chunk in exchange.body(limit=MAX_BODY)])
+    if response.status not in spec.expect_status:
+        code = for_status(response.status, kind=target.kind, body=body)
         out.code = code or Code.UNEXPECTED_STATUS
-        out.detail = f"HTTP {response.status_code}" + _upstream_message(body)
+        out.detail = f"HTTP {response.status}" + _upstream_message(body)
         return
     if spec.expect_body and not re.search(spec.expect_body, body.decode("utf-8", "replace")):
         out.code, out.detail = Code.BODY_MISMATCH, f"/{spec.expect_body}/ not found in the response"
-
-
-async def _read_limited(response: httpx.Response) -> bytes:
-    chunks, size = [], 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= MAX_BODY:
-            break
-    return b"".join(chunks)[:MAX_BODY]
 
 
 def _upstream_message(body: bytes) -> str:
@@ -136,77 +128,67 @@ def _upstream_message(body: bytes) -> str:
     return f": {logs.redact_text(text[:200])}"
 
 
-def _timeout_phase(marks: dict[str, float], stream: bool) -> tuple[Code, str]:
-    """Which phase the attempt's overall deadline cut short, from the trace marks."""
-    if "connection.connect_tcp.complete" not in marks:
+def _timeout_phase(marks: Marks, stream: bool) -> tuple[Code, str]:
+    """Which phase the attempt's deadline cut short."""
+    stage = marks.stage()
+    if stage is Stage.CONNECT:
         return Code.CONNECT_TIMEOUT, "TCP connection"
-    if "connection.start_tls.started" in marks and "connection.start_tls.complete" not in marks:
+    if stage is Stage.TLS:
         return Code.TLS_FAILED, "TLS handshake"
-    if "http11.receive_response_headers.complete" in marks and stream:
+    if stage is Stage.BODY and stream:
         return Code.STREAM_STALLED, "stream frame"
     return Code.READ_TIMEOUT, "response"
-
-
-def _os_errnos(exc: BaseException) -> set[int]:
-    """Every errno in the cause chain (anyio wraps per-address connect errors in a group)."""
-    found: set[int] = set()
-    stack: list[BaseException] = [exc]
-    seen: set[int] = set()
-    while stack:
-        e = stack.pop()
-        if id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(getattr(e, "errno", None), int):
-            found.add(e.errno)
-        stack.extend(x for x in (e.__cause__, e.__context__) if x is not None)
-        stack.extend(getattr(e, "exceptions", ()) or ())
-    return found
 
 
 _UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH}
 
 
-def _classify_error(exc: httpx.HTTPError, marks: dict[str, float], form: str) -> tuple[Code, str]:
+def _classify_error(exc: TransportError, form: str | None) -> tuple[Code, str]:
     text = str(exc) or type(exc).__name__
-    tls_started = "connection.start_tls.started" in marks and "connection.start_tls.complete" not in marks
-    errnos = _os_errnos(exc)
-    if isinstance(exc, httpx.ConnectTimeout) or errno.ETIMEDOUT in errnos:
-        return Code.CONNECT_TIMEOUT, "TCP connect timed out"
-    if tls_started or isinstance(exc.__cause__ or exc.__context__, ssl.SSLError):
-        return (Code.TLS_ON_HTTP_ONLY if form == "privatelink-default" else Code.TLS_FAILED), text
-    if isinstance(exc, httpx.ConnectError):
-        if errno.ECONNREFUSED in errnos or "refused" in text.lower():
+    if isinstance(exc, ConnectFailed):
+        if exc.errno == errno.ETIMEDOUT:
+            return Code.CONNECT_TIMEOUT, "TCP connect timed out"
+        if exc.errno == errno.ECONNREFUSED:
             return Code.CONNECT_REFUSED, "connection refused"
-        if errnos & _UNREACHABLE:
+        if exc.errno in _UNREACHABLE:
             return Code.CONNECT_TIMEOUT, "no route to host"
-        if errno.ECONNRESET in errnos or "reset" in text.lower():
+        if exc.errno == errno.ECONNRESET:
             return Code.CONNECTION_RESET, text
         return Code.CONNECT_REFUSED, text
-    if isinstance(exc, httpx.ReadTimeout):
-        got_headers = "http11.receive_response_headers.complete" in marks
-        return (Code.STREAM_STALLED if got_headers else Code.READ_TIMEOUT), "read timed out"
-    if isinstance(exc, httpx.TimeoutException):
-        return Code.READ_TIMEOUT, text
-    if isinstance(exc, (httpx.ReadError, httpx.WriteError)) or errno.ECONNRESET in errnos:
+    if isinstance(exc, TlsFailed):
+        return (Code.TLS_ON_HTTP_ONLY if form == "privatelink-default" else Code.TLS_FAILED), text
+    if isinstance(exc, ConnectionLost):
         return Code.CONNECTION_RESET, text
-    if isinstance(exc, httpx.RemoteProtocolError):
-        if "without sending" in text or "disconnected" in text:
-            return Code.CONNECTION_RESET, text
+    if isinstance(exc, ProtocolViolation):
         return Code.PROTOCOL_ERROR, text
     return Code.PROTOCOL_ERROR, text
 
 
-def _phases(marks: dict[str, float], start: float, end: float) -> dict[str, float | None]:
-    def span(a: str, b: str) -> float | None:
-        if a in marks and b in marks:
-            return (marks[b] - marks[a]) * 1000
-        return None
+def _span(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else (b - a) * 1000
 
+
+def _phases(marks: Marks, start: float, end: float) -> dict[str, float | None]:
+    """vpcprobe's phases (README "The result object"); `dns` is added by the engine."""
+    first = marks.connect_start if marks.connect_start is not None else start
     return {
-        "connect": span("connection.connect_tcp.started", "connection.connect_tcp.complete"),
-        "tls": span("connection.start_tls.started", "connection.start_tls.complete"),
-        "ttfb": span("http11.send_request_headers.started", "http11.receive_response_headers.complete"),
-        # From the first network activity: our own set-up (first-use imports, pool) is not the path's.
-        "total": (marks.get("body.done", end) - marks.get("connection.connect_tcp.started", start)) * 1000,
+        "connect": _span(marks.connect_start, marks.connect_end),
+        "tls": _span(marks.tls_start, marks.tls_end),
+        "ttfb": _span(marks.request_start, marks.headers_done),
+        # From the first network activity: our own set-up (building the request) is not the path's.
+        "total": _span(first, marks.body_end if marks.body_end is not None else end),
+    }
+
+
+def _blackbox_phases(marks: Marks, end: float) -> dict[str, float | None]:
+    """blackbox_exporter's probe_http_duration_seconds phases; `resolve` is added by the engine.
+
+    processing: connection ready (after TLS) to the first response byte; transfer: first byte to body end.
+    """
+    ready = marks.tls_end if marks.tls_start is not None else marks.connect_end
+    return {
+        "connect": _span(marks.connect_start, marks.connect_end),
+        "tls": _span(marks.tls_start, marks.tls_end),
+        "processing": _span(ready, marks.first_byte),
+        "transfer": _span(marks.first_byte, marks.body_end if marks.body_end is not None else None),
     }

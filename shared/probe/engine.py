@@ -7,13 +7,9 @@ still answers, and the phase timings are of a cold connection — what a real ca
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ssl
-from collections.abc import AsyncIterator
+import time
 from dataclasses import replace
 from typing import Any
-
-import httpx
 
 from shared import logs
 from shared.config.load import Config
@@ -23,11 +19,15 @@ from shared.credentials.errors import CredentialError
 from shared.credentials.provider import Resolved, TokenProvider
 from shared.probe import dns
 from shared.probe.attempt import Attempt, try_address
+from shared.probe.deadline import Deadline, DeadlineExpired
+from shared.probe.lag import LagMonitor, LagSummary
+from shared.probe.pacing import StartPacer
 from shared.probe.request import RequestSpec, build_request
-from shared.probe.tls import ssl_context
+from shared.probe.tls import cached_context
 from shared.verdict.codes import Code
 from shared.verdict.decide import address_verdict, lead_address, target_verdict
 from shared.verdict.diagnose import Diagnosis, diagnose
+from shared.verdict.overload import judge_overload, timed_out
 from shared.verdict.result import AddressResult, ProbeResult, now_rfc3339
 from shared.verdict.status import Status
 
@@ -57,59 +57,37 @@ class Prober:
     def __init__(self, config: Config, tokens: TokenProvider | None = None) -> None:
         self.config = config
         self.tokens = tokens or TokenProvider(cloud=config.cloud)
-        self._ssl: dict[tuple, ssl.SSLContext] = {}
-        self._clients: dict[tuple, httpx.AsyncClient] | None = None
+        self._pacer = StartPacer()  # connection starts spread out, not in one burst
+        self.last_lag: LagSummary | None = None  # the last round's event-loop lag (lag hook)
         self.log = logs.get_logger("vpcprobe.probe")
 
     async def run_round(self, names: list[str] | None = None) -> list[ProbeResult]:
         """Probe the selected targets concurrently (bounded by `concurrency`), in config order."""
         targets = self.config.select(names)
         gate = asyncio.Semaphore(self.config.concurrency)
+        spans: list[tuple[float, float]] = [(0.0, 0.0)] * len(targets)  # lag hook: when each target ran
 
-        async def one(target: Target) -> ProbeResult:
+        async def one(i: int, target: Target) -> ProbeResult:
             async with gate:
-                return await self._probe_bounded(target)
+                started = time.perf_counter()
+                try:
+                    return await self._probe_bounded(target)
+                finally:
+                    spans[i] = (started, time.perf_counter())
 
-        async with self._round_clients():
-            return list(await asyncio.gather(*(one(t) for t in targets)))
-
-    @contextlib.asynccontextmanager
-    async def _round_clients(self) -> AsyncIterator[None]:
-        """HTTP clients shared by one round (one per trust setting), closed when it ends."""
-        if self._clients is not None:
-            yield
-            return
-        self._clients = {}
-        try:
-            yield
-        finally:
-            clients, self._clients = self._clients, None
-            for client in clients.values():
-                await client.aclose()
-
-    def _client(self, target: Target) -> httpx.AsyncClient:
-        # No keep-alive: every request opens a fresh connection, so phases are a cold caller's.
-        # trust_env=False: an HTTP(S)_PROXY variable must not reroute the private path.
-        key = (target.ca_bundle, target.tls_verify)
-        assert self._clients is not None
-        if key not in self._clients:
-            self._clients[key] = httpx.AsyncClient(
-                verify=self._verify(target),
-                trust_env=False,
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
-            )
-        return self._clients[key]
-
-    def _verify(self, target: Target) -> ssl.SSLContext:
-        """One SSL context per trust setting, built once and kept across rounds."""
-        key = (target.ca_bundle, target.tls_verify)
-        if key not in self._ssl:
-            self._ssl[key] = ssl_context(target.ca_bundle, target.tls_verify)
-        return self._ssl[key]
+        async with LagMonitor() as lag:
+            results = list(await asyncio.gather(*(one(i, t) for i, t in enumerate(targets))))
+        # lag hook (overload helper): a timeout while the prober's own loop lag may have cost an attempt half
+        # its timeout is `unknown` (prober_overloaded), never `down` — see shared/verdict/overload.py.
+        # It needs only `spans` (each target's start/end, perf_counter) and the monitor around the round.
+        self.last_lag = lag.summary()
+        return [
+            judge_overload(r, lag.lost_ms(*spans[i], t.probe.timeout_s), t.probe.timeout_s) if timed_out(r) else r
+            for i, (r, t) in enumerate(zip(results, targets))
+        ]
 
     async def probe_target(self, target: Target) -> ProbeResult:
-        async with self._round_clients():
-            return await self._probe_bounded(target)
+        return await self._probe_bounded(target)
 
     async def _probe_bounded(self, target: Target) -> ProbeResult:
         settings = target.probe
@@ -118,8 +96,9 @@ class Prober:
             # A control-plane fetch, and after a 401 a second fetch and a second try, fit in the budget too.
             budget = 2 * (budget + self.tokens.fetch_budget_s(target.credential))
         try:
-            return await asyncio.wait_for(self._probe(target), timeout=budget)
-        except asyncio.TimeoutError:
+            async with Deadline(budget):
+                return await self._probe(target)
+        except DeadlineExpired:
             return self._failed(target, diagnose(Code.READ_TIMEOUT, f"probe exceeded its {budget:.1f}s budget"))
         except Exception as exc:  # a probe bug must not take the round down with it
             self.log.error("probe_crashed", target=target.name, error=exc)
@@ -217,6 +196,7 @@ class Prober:
             warnings=list(target.warnings),
         )
         result.phases_ms = {"dns": res.elapsed_ms}
+        result.blackbox_phases_ms = {"resolve": res.elapsed_ms}
         if not res.addresses:
             result.diagnosis = diagnose(Code.DNS_UNRESOLVED, f"{ep.host}: {res.error or 'no addresses'}", host=ep.host)
             return result
@@ -224,6 +204,7 @@ class Prober:
         result.addresses = list(addresses)
         lead = lead_address(result.addresses)
         result.phases_ms = dict(lead.phases_ms)
+        result.blackbox_phases_ms = dict(lead.blackbox_phases_ms)
         result.http_status = lead.http_status
         result.tls_days_left = lead.tls_days_left
         result.status, result.diagnosis = target_verdict(
@@ -243,10 +224,13 @@ class Prober:
         settings = target.probe
         out = AddressResult(addr.ip, addr.port, addr.private)
         attempt = Attempt()
+        # Built before the attempt's clock starts, once per trust setting per warm instance; none for http.
+        tls = cached_context(target.ca_bundle, target.tls_verify) if target.endpoint.scheme == "https" else None
         for n in range(settings.retries + 1):
             if n:
                 await asyncio.sleep(settings.retry_delay_s)
-            attempt = await try_address(self._client(target), target, spec, addr)
+            await self._pacer.turn()
+            attempt = await try_address(target, spec, addr, tls)
             out.attempts = n + 1
             if attempt.code not in TRANSIENT:
                 break
@@ -254,6 +238,7 @@ class Prober:
         if attempt.phases.get("total") is not None:
             attempt.phases["total"] += res.elapsed_ms
         out.phases_ms, out.http_status, out.tls_days_left = attempt.phases, attempt.http_status, attempt.tls_days_left
+        out.blackbox_phases_ms = {"resolve": res.elapsed_ms, **attempt.blackbox_phases}
         ep = target.endpoint
         out.status, out.diagnosis = address_verdict(
             attempt.code,

@@ -1,15 +1,14 @@
-"""TLS for the probe: the SSL context for a target's trust settings, the peer certificate's days left."""
+"""TLS for the probe: SSL contexts per trust setting, kept by the warm instance; the peer certificate's days left."""
 
 from __future__ import annotations
 
+import functools
 import ssl
-from typing import Any
-
-import httpx
+from datetime import datetime, timezone
 
 
 def ssl_context(ca_bundle: str | None, tls_verify: bool) -> ssl.SSLContext:
-    """A context for the trust setting; building one costs tens of ms of CPU, so callers keep it."""
+    """A new context for the trust setting; building one costs tens of ms of CPU, so use `cached_context`."""
     if not tls_verify:
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
@@ -17,22 +16,32 @@ def ssl_context(ca_bundle: str | None, tls_verify: bool) -> ssl.SSLContext:
         return ctx
     if ca_bundle:
         return ssl.create_default_context(cafile=ca_bundle)
-    return httpx.create_ssl_context()
+    import certifi  # the Mozilla bundle, as httpx trusts it; loaded only when an https target needs it
+
+    return ssl.create_default_context(cafile=certifi.where())
 
 
-def cert_days_left(stream: Any) -> int | None:
-    """Days until the peer certificate expires; parsed from DER so it works with verify off too."""
-    try:
-        ssl_object = stream.get_extra_info("ssl_object")
-        der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
-    except Exception:
-        return None
+@functools.lru_cache(maxsize=32)
+def cached_context(ca_bundle: str | None, tls_verify: bool) -> ssl.SSLContext:
+    """One context per trust setting for the process: a warm FC instance builds each once, and an
+    http-only round builds none."""
+    return ssl_context(ca_bundle, tls_verify)
+
+
+def cert_days_left(der: bytes | None) -> int | None:
+    """Days until the DER certificate expires (read with verify off too); call it outside timed sections."""
     if not der:
         return None
-    from datetime import datetime, timezone
+    try:
+        not_after = _not_after(der)
+    except ValueError:  # not a certificate cryptography can read: no figure rather than a failed probe
+        return None
+    return (not_after - datetime.now(timezone.utc)).days
 
+
+@functools.lru_cache(maxsize=256)
+def _not_after(der: bytes) -> datetime:
+    """The certificate's notAfter; cached, since every round sees the same few certificates."""
     from cryptography import x509
 
-    cert = x509.load_der_x509_certificate(der)
-    not_after = cert.not_valid_after_utc
-    return (not_after - datetime.now(timezone.utc)).days
+    return x509.load_der_x509_certificate(der).not_valid_after_utc

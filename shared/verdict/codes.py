@@ -42,6 +42,7 @@ class Code(TextEnum):
     ZONES_DOWN = "zones_down"
     CREDENTIAL_UNAVAILABLE = "credential_unavailable"
     EAS_SERVICE_NOT_RUNNING = "eas_service_not_running"
+    PROBER_OVERLOADED = "prober_overloaded"
 
 
 # Each code: (summary, remedy). Remedies may use {host}, {port}, {scheme}, {region}, {service}.
@@ -185,5 +186,10 @@ CATALOG: dict[Code, tuple[str, str]] = {
     Code.EAS_SERVICE_NOT_RUNNING: (
         "the EAS service is not running",
         "Start the service or wait for its instances to be Ready.",
+    ),
+    Code.PROBER_OVERLOADED: (
+        "the prober itself could not keep up, so this timeout says nothing about the endpoint",
+        "The probe function was too busy to run its own timers: probe fewer targets per round (split them "
+        "across functions or timer events), give the function more memory/CPU, or lower `concurrency`.",
     ),
 }

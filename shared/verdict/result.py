@@ -10,14 +10,16 @@ from shared.verdict.diagnose import Diagnosis
 from shared.verdict.status import Status
 
 PHASES = ("dns", "connect", "tls", "ttfb", "total")
+# blackbox_exporter's probe_http_duration_seconds phases, for comparing side by side (README "The result object").
+BLACKBOX_PHASES = ("resolve", "connect", "tls", "processing", "transfer")
 
 
 def now_rfc3339() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _round(phases: dict[str, float | None]) -> dict[str, float | None]:
-    return {k: (None if phases.get(k) is None else round(phases[k], 1)) for k in PHASES}
+def _round(phases: dict[str, float | None], names: tuple[str, ...] = PHASES) -> dict[str, float | None]:
+    return {k: (None if phases.get(k) is None else round(phases[k], 1)) for k in names}
 
 
 @dataclass
@@ -32,6 +34,7 @@ class AddressResult:
     diagnosis: Diagnosis | None = None
     attempts: int = 0
     tls_days_left: int | None = None
+    blackbox_phases_ms: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def error_code(self) -> Code | None:
@@ -49,6 +52,7 @@ class AddressResult:
             "status": str(self.status),
             "http_status": self.http_status,
             "phases_ms": _round(self.phases_ms),
+            "blackbox_phases_ms": _round(self.blackbox_phases_ms, BLACKBOX_PHASES),
             "attempts": self.attempts,
             "error": None if self.diagnosis is None else f"{self.error_code}: {self.error_message}",
         }
@@ -73,6 +77,7 @@ class ProbeResult:
     eas_service: dict | None = None
     # A 401 made the probe fetch the credential again and retry with the new value.
     credential_refreshed: bool = False
+    blackbox_phases_ms: dict[str, float | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -91,4 +96,5 @@ class ProbeResult:
             "warnings": list(self.warnings),
             "eas_service": None if self.eas_service is None else dict(self.eas_service),
             "credential_refreshed": self.credential_refreshed,
+            "blackbox_phases_ms": _round(self.blackbox_phases_ms, BLACKBOX_PHASES),
         }

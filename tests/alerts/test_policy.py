@@ -9,6 +9,7 @@ import pytest
 
 from shared.alerts.policy import AlertState, DegradedPolicy, Policy, Severity, TargetState, Window, decide
 from shared.alerts.policy import NotificationKind as Kind
+from shared.verdict.status import Status
 from tests.alert_fixtures import T0, at, result
 
 DEFAULT = Policy()
@@ -171,3 +172,44 @@ def test_stored_state_reads_back_as_enum_members_and_writes_the_same_strings():
     assert st.shift is None
     again = json.loads(json.dumps(st.to_dict()))
     assert {k: again[k] for k in stored} == stored
+
+
+def unknown(name: str, when: datetime):
+    """A result the prober could not judge (its own loop lagged): status unknown, prober_overloaded."""
+    from shared.verdict.codes import Code
+    from shared.verdict.diagnose import diagnose
+
+    r = result(name, "down", when)
+    r.status = Status.UNKNOWN
+    r.diagnosis = diagnose(Code.PROBER_OVERLOADED, "lag 400 ms of a 500 ms timeout")
+    for a in r.addresses:
+        a.status, a.diagnosis = Status.UNKNOWN, r.diagnosis
+    return r
+
+
+@pytest.mark.parametrize(
+    "before",
+    [["up", "up"], ["down"], ["down", "down"], ["down", "down", "up"], ["degraded", "degraded"]],
+    ids=["ok", "pending", "firing", "firing-recovering", "firing-warning"],
+)
+def test_unknown_is_no_news_neither_failure_nor_recovery(before):
+    """An unknown round leaves every counter and state as it was and sends nothing, whatever came before;
+    the next real round carries on as if the unknown one never happened."""
+    pol = Policy(success_threshold=2, repeat_interval_s=60)  # a reminder would be due at every round
+    state, _ = run(before, policy=pol)
+    snapshot = json.dumps({k: v.to_dict() for k, v in state.items()}, sort_keys=True)
+    for i in range(3):
+        when = at(len(before) + i)
+        state, notes = decide([unknown("qwen", when)], state, when, policy=pol)
+        assert notes == []
+        assert json.dumps({k: v.to_dict() for k, v in state.items()}, sort_keys=True) == snapshot
+    # and then a real round: a pending target fires on its second failure, not earlier or later
+    if before == ["down"]:
+        when = at(10)
+        state, notes = decide([result("qwen", "down", when)], state, when, policy=pol)
+        assert [n.kind for n in notes] == [Kind.NEW] and state["qwen"].failures == 2
+
+
+def test_unknown_for_a_target_never_seen_creates_no_state():
+    state, notes = decide([unknown("new", at(0))], {}, at(0))
+    assert state == {} and notes == []

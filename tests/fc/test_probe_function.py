@@ -71,6 +71,10 @@ def log_lines(text: str) -> list[dict]:
 def test_timer_event_probes_every_target(config, capsys):
     summary = json.loads(load_entry().handler((EVENTS / "timer.json").read_bytes(), None))
     assert (summary["ok"], summary["targets"], summary["up"]) == (True, 2, 2)
+    assert (summary["degraded"], summary["down"], summary["unknown"]) == (0, 0, 0)
+    lag = summary["loop_lag_ms"]  # the prober's own event-loop lag this round
+    assert set(lag) == {"samples", "p50", "p99", "max", "behind"}
+    assert lag["samples"] >= 0 and 0.0 <= lag["p50"] <= lag["p99"] <= lag["max"] < 1000.0  # a fast round: few
     out = capsys.readouterr().out
     probes = [line for line in log_lines(out) if line["event"] == "probe"]
     assert [p["target"] for p in probes] == ["qwen-privatelink", "llm-eas-vpc"]
@@ -212,3 +216,19 @@ def test_fc_context_credentials_and_a_warm_cache(sim, tmp_path, monkeypatch, cap
         assert {c.host for c in cloud.calls} == vpc_hosts
     eas_line = next(x for x in log_lines(capsys.readouterr().out) if x["event"] == "probe" and x["target"] == "llm")
     assert eas_line["eas_service"] == {"status": "Running", "running": 1, "total": 1}
+
+
+def test_summary_counts_unknown_apart_from_failures():
+    """unknown (the prober could not keep up) is counted, and is not a failure: `ok` stays about the endpoints."""
+    from shared.fc.probe_function import summarize
+    from shared.verdict.status import Status
+    from tests.alert_fixtures import T0, result
+
+    up, down = result("a", "up", T0), result("b", "down", T0)
+    unknown = result("c", "down", T0)
+    unknown.status = Status.UNKNOWN
+    s = summarize([up, unknown])
+    assert (s["ok"], s["up"], s["down"], s["unknown"]) == (True, 1, 0, 1)
+    assert [r["status"] for r in s["results"]] == ["up", "unknown"]
+    s = summarize([up, unknown, down])
+    assert (s["ok"], s["down"], s["unknown"]) == (False, 1, 1)

@@ -250,3 +250,47 @@ def test_serve_names_a_gateway_port_in_use(sim, cfg, tmp_path, monkeypatch, caps
     out = capsys.readouterr().out
     assert f"gateway: cannot listen on 127.0.0.2:{sim.port}" in out and "--port" in out
     assert "== round" not in out
+
+
+@pytest.mark.parametrize(
+    ("statuses", "code"),
+    [
+        (["up", "up"], 0),
+        (["up", "unknown"], 3),
+        (["unknown", "unknown"], 3),
+        (["unknown", "down"], 1),
+        (["degraded", "unknown"], 1),
+        (["up", "down"], 1),
+        ([], 0),
+    ],
+)
+def test_check_exit_code_unknown_is_3_unless_something_is_really_wrong(statuses, code):
+    from shared.local.cli import exit_code
+    from shared.verdict.status import Status
+
+    assert exit_code([Status(s) for s in statuses]) == code
+
+
+def test_the_table_shows_unknown_with_the_overload_diagnosis():
+    from shared.local.report import render_table
+    from shared.verdict.codes import Code
+    from shared.verdict.diagnose import diagnose
+    from shared.verdict.result import AddressResult, ProbeResult
+    from shared.verdict.status import Status
+
+    diag = diagnose(Code.PROBER_OVERLOADED, "lag may have cost an attempt 480 ms of its 500 ms timeout")
+    r = ProbeResult(
+        "qwen",
+        "dashscope",
+        f"http://{PL}/compatible-mode/v1/models",
+        Status.UNKNOWN,
+        addresses=[
+            AddressResult("127.0.0.2", 80, True, status=Status.UP),
+            AddressResult("127.0.0.3", 80, True, status=Status.UNKNOWN, diagnosis=diag),
+        ],
+        diagnosis=diag,
+    )
+    lines = render_table([r]).splitlines()
+    assert lines[1].split()[:4] == ["qwen", "UNKNOWN", "-", "1/2"] and lines[1].endswith("prober_overloaded")
+    text = "\n".join(lines)
+    assert "480 ms of its 500 ms timeout" in text and "fix: " in text and "concurrency" in text

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 import pytest
 
 from shared.local.simulator import Fault
@@ -12,9 +11,16 @@ from shared.probe.sse import read_stream
 from tests.probe.loopback import code_of, ds, make_config, probe_one
 
 
-def frames(text: str) -> str | None:
-    response = httpx.Response(200, headers={"content-type": "text/event-stream"}, content=text.encode())
-    return asyncio.run(read_stream(response))
+def frames(text: str, size: int | None = None) -> str | None:
+    """The error read_stream finds in `text`, delivered in `size`-byte chunks (all at once by default)."""
+    raw = text.encode()
+    step = size or len(raw) or 1
+
+    async def chunks():
+        for i in range(0, len(raw), step):
+            yield raw[i : i + step]
+
+    return asyncio.run(read_stream(chunks()))
 
 
 def test_a_clean_stream_has_no_error():
@@ -28,6 +34,14 @@ def test_openai_style_error_object():
 
 def test_dashscope_style_error_frame():
     assert frames('event: error\ndata: {"code": "Throttling", "message": "slow down"}\n\n') == "Throttling: slow down"
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7])
+def test_frames_split_anywhere_across_chunks(size):
+    """Chunk boundaries fall mid-line, mid-CRLF and mid-character: the frames come out the same."""
+    text = 'data: {"choices": ["ü"]}\r\n\r\nevent: error\r\ndata: {"code": "Throttling", "message": "é"}\r\n\r\n'
+    assert frames(text, size) == "Throttling: é"
+    assert frames('data: {"output": {}}\r\rdata: [DONE]\r\r', size) is None
 
 
 def test_frames_after_done_and_non_json_data_are_ignored():

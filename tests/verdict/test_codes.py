@@ -41,6 +41,7 @@ PUBLISHED = {
     "zones_down",
     "credential_unavailable",
     "eas_service_not_running",
+    "prober_overloaded",  # issue 10: the prober's own lag, not the endpoint
 }
 CONTEXT = {"host", "port", "scheme", "region", "service"}
 

@@ -1,4 +1,4 @@
-"""Status: up, degraded, down, as plain strings wherever they are written."""
+"""Status: up, degraded, down, unknown, as plain strings wherever they are written."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from shared.verdict.status import Status
 
 
 def test_values():
-    assert [s.value for s in Status] == ["up", "degraded", "down"]
+    assert [s.value for s in Status] == ["up", "degraded", "down", "unknown"]
 
 
 def test_json_round_trip():
