@@ -7,6 +7,7 @@ an upstream's error text.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -54,9 +55,17 @@ def redact_text(text: str) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=1024)
+def _secret_named(key: str) -> bool:
+    """Whether a field's name says it holds a secret (log lines reuse a few names: cached)."""
+    return bool(_SECRET_KEYS.search(key))
+
+
 def redact(value: Any, key: str = "") -> Any:
     """Redact a log value recursively: secret-named fields entirely, other strings by pattern."""
-    if key and _SECRET_KEYS.search(key) and isinstance(value, (str, bytes)) and value:
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if key and isinstance(value, (str, bytes)) and value and _secret_named(key):
         return MASK
     if isinstance(value, str):
         return redact_text(value)

@@ -116,13 +116,23 @@ class GatewayApp:
         ex = _Exchange(scope)
         watch: _DisconnectWatch | None = None
         try:
-            route = self._route(scope)
-            ex.route = route.kind
-            if route.kind is RouteKind.HEALTH:
+            try:
+                route: Route | None = self._route(scope)
+                unrouted = None
+            except GatewayError as exc:
+                if exc.status not in (404, 405):
+                    raise  # a malformed request is refused before any key lookup
+                route, unrouted = None, exc  # ... but what is configured is said only to a caller with a key
+            if route is not None and route.kind is RouteKind.HEALTH:
+                ex.route = route.kind
                 await _send_bytes(send, 200, _HEALTH_BODY, _JSON, head=ex.method == "HEAD")
                 return  # health checks every few seconds: not logged
             key = await self.keys.authenticate(ex.header(b"authorization"))
             ex.key = key.name
+            if unrouted is not None:
+                raise unrouted
+            assert route is not None
+            ex.route = route.kind
             self.keys.check_rate(key)
             if route.kind is RouteKind.MODELS:
                 await self._models(ex, key, send)

@@ -8,6 +8,7 @@ path, so the app can refuse them instead of serving a path whose host part it ne
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -74,14 +75,28 @@ def uvicorn_config(app: Any, host: str, port: int, **overrides: Any) -> uvicorn.
     return uvicorn.Config(app, **options)
 
 
+# Python's default is 700 allocations; a proxy allocating ~100 objects per request collects every few
+# requests with it.
+GC_YOUNG_THRESHOLD = 10_000
+
+
 def fc_port() -> int:
     """FC passes the port it expects in FC_SERVER_PORT; 9000 is its default."""
     value = os.environ.get("FC_SERVER_PORT", "")
     return int(value) if value.isdigit() else FC_PORT
 
 
+def tune_gc() -> None:
+    """Every request allocates many short-lived objects: collect the young generation less often, and freeze
+    what startup built (modules, config, pools) so full collections stop rescanning it."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+
+
 def run(app: Any, host: str = "0.0.0.0", port: int | None = None) -> None:
     """Serve in the foreground until a signal (FC's instance lifecycle)."""
+    tune_gc()
     uvicorn.Server(uvicorn_config(app, host, port if port is not None else fc_port(),
                                   timeout_graceful_shutdown=30)).run()
 

@@ -280,3 +280,13 @@ def test_canary_secrets_never_appear(gw, gw_logs, capfd, caplog):
     assert any("all-access" in json.dumps(line) for line in requests)  # the key's name, never the key
     assert prompt not in log_text and REPLY_TEXT not in log_text  # never prompt or completion text
 
+
+
+@pytest.mark.parametrize("path", ["/no-such-target/v1/models", "/probe-me/api/v1/x", "/v2/chat/completions"])
+def test_a_caller_without_a_key_learns_nothing_of_the_configured_targets(gw, path):
+    """Route errors list the configured targets: only a caller holding a key may read them."""
+    answer = httpx.get(gw.url + path)
+    assert answer.status_code == 401 and answer.json()["error"]["code"] == "missing_api_key"
+    assert "configured" not in answer.text
+    wrong = httpx.get(gw.url + path, headers={"Authorization": "Bearer not-a-key-of-ours"})
+    assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "invalid_api_key"
