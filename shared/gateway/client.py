@@ -212,14 +212,20 @@ class UpstreamReply:
                 break
         return bytes(out[:limit])
 
+    def _detach(self) -> _Connection | None:
+        """Take the connection away from this reply (once): no more timers, no more data for it."""
+        conn = self._conn
+        if conn is not None:
+            self._conn = None
+            self._cancel_timer()
+            conn.reply = None
+        return conn
+
     def release(self) -> None:
         """Done with the response: a connection whose response was read to its end is pooled, else closed."""
-        conn = self._conn
+        conn = self._detach()
         if conn is None:
             return
-        self._conn = None
-        self._cancel_timer()
-        conn.reply = None
         if self._complete and self._keep_alive and not conn.closed:
             if self._paused:
                 conn.transport.resume_reading()
@@ -229,13 +235,9 @@ class UpstreamReply:
 
     def abort(self) -> None:
         """Close the connection now (never pooled): the upstream sees the disconnect."""
-        conn = self._conn
-        if conn is None:
-            return
-        self._conn = None
-        self._cancel_timer()
-        conn.reply = None
-        conn.close()
+        conn = self._detach()
+        if conn is not None:
+            conn.close()
         if not self._complete and self._error is None:
             self._fail(Disconnected("the response was aborted"))
 
