@@ -134,18 +134,19 @@ def vpcprobe_rounds(args: argparse.Namespace) -> None:
     """Child: `repeat` rounds after one warm-up; prints JSON figures."""
     _raise_nofile()
     t0 = time.perf_counter()
+    from shared.probe import loop
     from shared.probe.engine import Prober
 
     import_ms = (time.perf_counter() - t0) * 1000
     prober = Prober(_config(args.port, args.n, args.addresses, args.delay, args.concurrency))
     first_start = time.perf_counter()
-    first = asyncio.run(prober.run_round())
+    first = loop.run(prober.run_round())  # as the probe function runs it
     first_ms = (time.perf_counter() - first_start) * 1000
     rounds, phases, statuses, codes, lags = [], [], {}, {}, []
     cpu0 = time.process_time()
     for _ in range(args.repeat):
         start = time.perf_counter()
-        results = asyncio.run(prober.run_round())
+        results = loop.run(prober.run_round())
         rounds.append((time.perf_counter() - start) * 1000)
         lags.append(prober.last_lag.max_ms if getattr(prober, "last_lag", None) else None)
         for r in results:
@@ -169,6 +170,7 @@ def vpcprobe_rounds(args: argparse.Namespace) -> None:
                 "codes": codes,
                 "lag_max_ms": lags,
                 "concurrency": prober.config.concurrency,
+                "loop": loop.chosen(),
             }
         )
     )

@@ -3,7 +3,7 @@
 The pacer's figure is starts per event-loop pass (0 = no pacing).
 
 Run: .venv/bin/python scripts/bench_scheduling.py [--targets 1000] [--addresses 2] [--delay-ms 200]
-     [--concurrency 100,250,500,1000] [--per-pass 0,1,8,32] [--repeat 3]
+     [--concurrency 100,250,500,1000] [--per-pass 0,1,8,32] [--repeat 3] [--loop auto|asyncio]
 
 A minimal asyncio protocol server answers every request after --delay-ms, in a child
 process so it does not share the prober's interpreter. Every configuration runs in the same run, in
@@ -15,7 +15,6 @@ prober CPU per target, ttfb error (reported ttfb - delay) median and p99, and th
 from __future__ import annotations
 
 import argparse
-import asyncio
 import resource
 import statistics
 import subprocess
@@ -27,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from shared.config.load import parse_config  # noqa: E402
-from shared.probe import engine, pacing  # noqa: E402
+from shared.probe import engine, loop, pacing  # noqa: E402
 
 HOST = "ep-bench.dashscope.ap-southeast-1.privatelink.aliyuncs.com"
 IPS = ("127.0.0.21", "127.0.0.22")
@@ -78,11 +77,11 @@ def make_config(port: int, n: int, addresses: int, concurrency: int):
     )
 
 
-def one_round(config, per_pass: int) -> tuple[float, float, list]:
+def one_round(config, per_pass: int, which: str | None = None) -> tuple[float, float, list]:
     prober = engine.Prober(config)
     prober._pacer = pacing.StartPacer(per_pass)
     cpu, wall = time.process_time(), time.perf_counter()
-    results = asyncio.run(prober.run_round())
+    results = loop.run(prober.run_round(), which)  # the probe function's loop (uvloop when installed)
     return (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000, results
 
 
@@ -94,14 +93,15 @@ def main() -> None:
     ap.add_argument("--concurrency", default="100,250,500,1000")
     ap.add_argument("--per-pass", default="0,1,8,32")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--loop", default="auto", help="auto (uvloop when installed) or asyncio")
     args = ap.parse_args()
     proc, port = start_server(args.addresses, args.delay_ms / 1000)
     try:
         one = make_config(port, 1, args.addresses, 1)
-        one_round(one, 0)  # warm: imports, first sockets
-        singles = [one_round(one, 0)[0] for _ in range(5)]
+        one_round(one, 0, args.loop)  # warm: imports, first sockets
+        singles = [one_round(one, 0, args.loop)[0] for _ in range(5)]
         base = statistics.median(singles)
-        print(f"one target x {args.addresses} addresses: {base:.1f} ms (median of 5)")
+        print(f"loop: {loop.chosen(args.loop)}; one target x {args.addresses} addresses: {base:.1f} ms (median of 5)")
         print(f"N={args.targets} x {args.addresses} addresses, delay {args.delay_ms:g} ms, {args.repeat} rounds each")
         print("concurrency   per_pass  round_ms  x_one  cpu_ms/target  ttfb_err_med  ttfb_err_p99  not_up")
         combos = [(int(c), int(k)) for c in args.concurrency.split(",") for k in args.per_pass.split(",")]
@@ -109,7 +109,7 @@ def main() -> None:
         for _ in range(args.repeat):
             for concurrency, per_pass in combos:  # interleaved, so load drifts hit every combination alike
                 config = make_config(port, args.targets, args.addresses, concurrency)
-                figures[(concurrency, per_pass)].append(one_round(config, per_pass))
+                figures[(concurrency, per_pass)].append(one_round(config, per_pass, args.loop))
         for (concurrency, per_pass), runs in figures.items():
             wall = statistics.median(r[0] for r in runs)
             cpu = statistics.median(r[1] for r in runs) / args.targets

@@ -29,15 +29,15 @@ LOCAL_ONLY_DISTRIBUTIONS = frozenset(
 )
 # The gateway extra and what uvicorn pulls in (h11 not: httpx's httpcore needs it in both): the gateway's
 # code directory only, never the probe's.
-GATEWAY_ONLY_DISTRIBUTIONS = frozenset({"uvicorn", "httptools", "uvloop", "click"})
+GATEWAY_ONLY_DISTRIBUTIONS = frozenset({"uvicorn", "click"})
 # Installed for cffi (cryptography's dependency), which needs its C-declaration parser only to build.
 NEVER_IMPORTED_BUT_REQUIRED = frozenset({"pycparser"})
 # httpx's transport stack (httpcore, anyio, sniffio, exceptiongroup on 3.10), loaded on its first request:
-# only alert channels and the control plane send with httpx. The probe speaks HTTP through h11
-# (shared/probe/transport.py), the gateway through httptools (shared/gateway/client.py); the gateway ships the
+# only alert channels and the control plane send with httpx. The probe speaks HTTP through httptools
+# (shared/probe/transport.py), the gateway too (shared/gateway/client.py); the gateway ships the
 # base install all the same, for the probe code it will run (POST /probe, a round on demand).
 UNIMPORTED_ON_PURPOSE = {
-    "probe": frozenset({"httpcore", "anyio", "sniffio", "exceptiongroup"}),
+    "probe": frozenset({"httpcore", "h11", "anyio", "sniffio", "exceptiongroup"}),
     "gateway": frozenset({"httpcore", "h11", "anyio", "sniffio", "exceptiongroup"}),
 }
 

@@ -15,6 +15,7 @@ from shared.config.load import Config, ConfigError, load_config
 from shared.credentials.provider import shared_provider
 from shared.errors import VpcprobeError
 from shared.fc.events import BadEvent, parse_probe_event
+from shared.probe import loop
 from shared.probe.engine import Prober
 from shared.verdict.result import ProbeResult
 from shared.verdict.status import Status
@@ -101,7 +102,7 @@ def run_probe_event(
         prober.tokens.set_context(context)  # python3.10: context.credentials, fresh per invocation
         prober.config.select(request.targets)
         alerts = _alert_config(prober.config)
-        results = asyncio.run(prober.run_round(request.targets))
+        results = loop.run(prober.run_round(request.targets))  # uvloop when installed (probe/loop.py)
     except VpcprobeError as exc:  # refused, not crashed: FC gets a summary that says why
         return _refused(exc, log, request_id), []
     for result in results:

@@ -51,10 +51,17 @@ class Attempt:
     tls_days_left: int | None = None
 
 
-async def try_address(target: Target, spec: RequestSpec, addr: Address, tls: ssl.SSLContext | None = None) -> Attempt:
+async def try_address(
+    target: Target,
+    spec: RequestSpec,
+    addr: Address,
+    tls: ssl.SSLContext | None = None,
+    request: Request | None = None,
+) -> Attempt:
     """Send `spec` to one address within the probe timeout, which starts now; failures are recorded, never raised.
 
-    `tls` is the SSL context of an https target, built before the attempt (and kept) by the caller.
+    `tls` is the SSL context of an https target, built before the attempt (and kept) by the caller;
+    `request` is `wire_request(spec, target)`, built once for all of a target's addresses and retries.
     """
     ep, settings = target.endpoint, target.probe
     out = Attempt()
@@ -64,7 +71,7 @@ async def try_address(target: Target, spec: RequestSpec, addr: Address, tls: ssl
     try:
         async with Deadline(settings.timeout_s):
             await exchange.open(addr.ip, addr.port, tls if ep.scheme == "https" else None, ep.host)
-            await _exchange(exchange, _wire_request(spec, target), spec, target, out)
+            await _exchange(exchange, request or wire_request(spec, target), spec, target, out)
     except DeadlineExpired:
         out.code, what = _timeout_phase(marks, spec.stream)
         out.detail = f"{addr.ip}:{addr.port}: no {what} within {settings.timeout_s:g}s"
@@ -81,7 +88,8 @@ async def try_address(target: Target, spec: RequestSpec, addr: Address, tls: ssl
     return out
 
 
-def _wire_request(spec: RequestSpec, target: Target) -> Request:
+def wire_request(spec: RequestSpec, target: Target) -> Request:
+    """What goes on the wire for `spec`: Host is the real name, whichever address it is sent to."""
     ep = target.endpoint
     url = urlsplit(spec.url)
     path = (url.path or "/") + (f"?{url.query}" if url.query else "")

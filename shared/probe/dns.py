@@ -7,6 +7,7 @@ a port, like --connect-to), for the demo, tests, and users who want to probe one
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import time
@@ -34,6 +35,7 @@ class Resolution:
     error: str | None = None
 
 
+@functools.lru_cache(maxsize=4096)
 def is_private(ip: str) -> bool:
     """RFC 1918, 100.64/10 (Alibaba Cloud's internal ranges use it), loopback, link-local, ULA."""
     addr = ipaddress.ip_address(ip)
@@ -45,16 +47,12 @@ def is_private(ip: str) -> bool:
 async def resolve(host: str, port: int, overrides: dict[str, tuple[str, ...]] | None = None) -> Resolution:
     """Every address of `host`, IPv4 first; errors are returned, not raised, so the probe can diagnose."""
     start = time.perf_counter()
-    if is_ip(host):
-        return Resolution(host, (Address(host, port, is_private(host)),), 0.0, "literal")
-    pinned = (overrides or {}).get(host.lower())
-    if pinned:
-        addrs = []
-        for entry in pinned:
-            ip, pin_port = split_addr(entry)
-            if ip is not None:
-                addrs.append(Address(ip, pin_port or port, is_private(ip)))
-        return Resolution(host, tuple(addrs), (time.perf_counter() - start) * 1000, "resolve-map")
+    static = _static(host, port, (overrides or {}).get(host.lower()))
+    if static is not None:
+        pairs, source = static
+        addrs = tuple(Address(ip, p, is_private(ip)) for ip, p in pairs)
+        elapsed = 0.0 if source == "literal" else (time.perf_counter() - start) * 1000
+        return Resolution(host, addrs, elapsed, source)
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -69,3 +67,19 @@ async def resolve(host: str, port: int, overrides: dict[str, tuple[str, ...]] | 
             if info[0] == family and ip not in seen:
                 seen.append(ip)
     return Resolution(host, tuple(Address(ip, port, is_private(ip)) for ip in seen), elapsed, "dns")
+
+
+@functools.lru_cache(maxsize=4096)
+def _static(host: str, port: int, pinned: tuple[str, ...] | None) -> tuple[tuple[tuple[str, int], ...], str] | None:
+    """The (ip, port)s of an IP literal or a `resolve:`-pinned name, parsed once per process: a round
+    of 1000 pinned targets would otherwise parse the same few addresses 1000 times. None: ask DNS."""
+    if is_ip(host):
+        return ((host, port),), "literal"
+    if not pinned:
+        return None
+    pairs = []
+    for entry in pinned:
+        ip, pin_port = split_addr(entry)
+        if ip is not None:
+            pairs.append((ip, pin_port or port))
+    return tuple(pairs), "resolve-map"

@@ -18,12 +18,13 @@ from shared.config.urls import UrlError, eas_endpoint
 from shared.credentials.errors import CredentialError
 from shared.credentials.provider import Resolved, TokenProvider
 from shared.probe import dns
-from shared.probe.attempt import Attempt, try_address
+from shared.probe.attempt import Attempt, try_address, wire_request
 from shared.probe.deadline import Deadline, DeadlineExpired
 from shared.probe.lag import LagMonitor, LagSummary
 from shared.probe.pacing import StartPacer
 from shared.probe.request import RequestSpec, build_request
 from shared.probe.tls import cached_context
+from shared.probe.transport import Request
 from shared.verdict.codes import Code
 from shared.verdict.decide import address_verdict, lead_address, target_verdict
 from shared.verdict.diagnose import Diagnosis, diagnose
@@ -200,8 +201,17 @@ class Prober:
         if not res.addresses:
             result.diagnosis = diagnose(Code.DNS_UNRESOLVED, f"{ep.host}: {res.error or 'no addresses'}", host=ep.host)
             return result
-        addresses = await asyncio.gather(*(self._probe_address(target, spec, a, res) for a in res.addresses))
-        result.addresses = list(addresses)
+        request = wire_request(spec, target)
+        first, *more = (self._probe_address(target, spec, a, res, request) for a in res.addresses)
+        # Every address at once; the first in this task, the others in tasks of their own (a task fewer).
+        others = [asyncio.ensure_future(c) for c in more]
+        try:
+            lead_first = await first
+        except BaseException:  # cancelled (the probe's budget): the others go too, as gather's would
+            for task in others:
+                task.cancel()
+            raise
+        result.addresses = [lead_first, *(await asyncio.gather(*others))] if others else [lead_first]
         lead = lead_address(result.addresses)
         result.phases_ms = dict(lead.phases_ms)
         result.blackbox_phases_ms = dict(lead.blackbox_phases_ms)
@@ -218,7 +228,7 @@ class Prober:
         return result
 
     async def _probe_address(
-        self, target: Target, spec: RequestSpec, addr: dns.Address, res: dns.Resolution
+        self, target: Target, spec: RequestSpec, addr: dns.Address, res: dns.Resolution, request: Request
     ) -> AddressResult:
         """One address, with quick retries of transient failures; its own verdict."""
         settings = target.probe
@@ -230,7 +240,7 @@ class Prober:
             if n:
                 await asyncio.sleep(settings.retry_delay_s)
             await self._pacer.turn()
-            attempt = await try_address(target, spec, addr, tls)
+            attempt = await try_address(target, spec, addr, tls, request)
             out.attempts = n + 1
             if attempt.code not in TRANSIENT:
                 break
