@@ -15,7 +15,7 @@ Dependencies are installed for the FC runtime, not this machine, with pip's plat
 (no Docker, unlike `s build`): manylinux wheels for CPython <--python-version>. The list comes from
 the installed vpcprobe's metadata: pyproject.toml [project].dependencies plus each function's extras
 (FUNCTIONS): both take `cloud`, whose KMS / EAS SDKs resolve kms: and eas: credentials inside the
-function, and the gateway also `gateway` (uvicorn, httptools, uvloop); never the `local`
+function, and the gateway also `gateway` (uvicorn); never the `local`
 extra, whose packages only the local tools import. aiohttp ships in the probe all the same: those
 SDKs' core, alibabacloud-tea and darabonba-core, imports it at module level. Both functions install
 from one wheel directory: the custom.debian10 runtime of the gateway runs CPython 3.10 like the
