@@ -64,6 +64,10 @@ class GatewayApp:
         self.keys = KeyRing(settings.keys, tokens)
         self.health = ProbeHealth(config, ttl_s=settings.state_ttl_s)
         self.targets: dict[str, Target] = {t.name: t for t in config.targets}
+        # The OpenAI base URL reads a body before it knows the target: the largest limit of any kind.
+        kinds = {t.kind for t in self.targets.values()} or {"dashscope"}
+        widest = max(kinds, key=self._kind_limit)
+        self._model_route_limit = (self._kind_limit(widest), widest)
         self.upstream: UpstreamClient | None = None
         self._log = logs.get_logger("vpcprobe.gateway")
 
@@ -195,9 +199,7 @@ class GatewayApp:
     async def _passthrough(self, ex: _Exchange, key: GatewayKey, route: Route, body: bytes, send: Send) -> None:
         target = route.target
         assert target is not None
-        _check_target(key, target)
-        self._check_body(target, body)
-        ex.targets.append(target.name)
+        ex.targets.append(target.name)  # key access and body size were checked when the body was read
         resp = await self._send_upstream(ex, target, route.upstream_path, _forwarded(ex.headers), body)
         await self._relay(ex, resp, send)
 
@@ -337,9 +339,7 @@ class GatewayApp:
         """(bytes, target kind) for reading: the target's kind, or the largest of a model route's kinds."""
         if route.target is not None:
             return self._kind_limit(route.target.kind), route.target.kind
-        kinds = {t.kind for t in self.targets.values()} or {"dashscope"}
-        kind = max(kinds, key=self._kind_limit)
-        return self._kind_limit(kind), kind
+        return self._model_route_limit
 
     def _kind_limit(self, kind: str) -> int:
         limits = self.settings.body_limit
