@@ -63,6 +63,13 @@ class Target:
     def warnings(self) -> tuple[str, ...]:
         return self.endpoint.warnings
 
+    def with_intranet_endpoint(self, url: str, function_region: str | None) -> Target:
+        """This deferred EAS target at the URL DescribeService gave (IntranetEndpoint), under the same URL
+        rules as a configured endpoint; raises UrlError when the URL breaks them."""
+        service = None if "/api/predict/" in url else self.endpoint.service
+        endpoint, api_path = urls.eas_endpoint(url, service=service, function_region=function_region)
+        return replace(self, endpoint=endpoint, api_path=self.api_path or api_path, endpoint_deferred=False)
+
 
 def read_probe(r: Reader, base: ProbeSettings) -> ProbeSettings:
     """A `probe:` block (or `defaults:`); unset fields keep `base`."""

@@ -12,12 +12,12 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from shared import logs
 from shared.config.load import Config
 from shared.config.targets import Target
-from shared.config.urls import UrlError, eas_endpoint
+from shared.config.urls import UrlError
 from shared.credentials.errors import CredentialError
 from shared.credentials.provider import Resolved, TokenProvider
 from shared.gateway.client import (
@@ -298,13 +298,12 @@ class UpstreamClient:
             raise UpstreamError(502, Code.EAS_SERVICE_NOT_FOUND, diag.message, diag.remedy, failover=True)
         found = self._discovered.get((target.name, url))
         if found is None:
-            service = None if "/api/predict/" in url else target.endpoint.service
             try:
-                endpoint, _api_path = eas_endpoint(url, service=service, function_region=self._config.region)
+                found = target.with_intranet_endpoint(url, self._config.region)
             except UrlError as exc:
                 diag = diagnose(Code.PATH_NOT_FOUND, f"{target.name}: {exc}", service=target.endpoint.service)
                 raise UpstreamError(502, Code.PATH_NOT_FOUND, diag.message, diag.remedy, failover=True) from None
-            found = self._discovered[(target.name, url)] = replace(target, endpoint=endpoint, endpoint_deferred=False)
+            self._discovered[(target.name, url)] = found
         return found
 
 

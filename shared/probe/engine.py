@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
 from typing import Any
 
 from shared import logs
 from shared.config.load import Config
 from shared.config.targets import Target
-from shared.config.urls import UrlError, eas_endpoint
+from shared.config.urls import UrlError
 from shared.credentials.errors import CredentialError
 from shared.credentials.provider import Resolved, TokenProvider
 from shared.probe import dns
@@ -177,10 +176,7 @@ class Prober:
             raise UrlError(
                 f"{target.credential}: DescribeService gave no IntranetEndpoint; give the target an 'endpoint'"
             )
-        url = eas.intranet_endpoint
-        service = None if "/api/predict/" in url else target.endpoint.service
-        endpoint, api_path = eas_endpoint(url, service=service, function_region=self.config.region)
-        return replace(target, endpoint=endpoint, api_path=target.api_path or api_path, endpoint_deferred=False)
+        return target.with_intranet_endpoint(eas.intranet_endpoint, self.config.region)
 
     async def _probe_http(self, target: Target, token: str | None, checked_at: str) -> ProbeResult:
         spec = build_request(target, token)

@@ -86,3 +86,25 @@ def test_a_disabled_target_is_read_but_not_probed():
     assert problems == []
 
 
+
+
+@pytest.mark.parametrize(
+    ("url", "base_url"),
+    [
+        # DescribeService's IntranetEndpoint: the VPC gateway host, the service path added from the reference
+        ("http://1234567890.vpc.cn-hangzhou.pai-eas.aliyuncs.com",
+         "http://1234567890.vpc.cn-hangzhou.pai-eas.aliyuncs.com/api/predict/llm"),
+        # ... or already with its /api/predict/<service> path: kept as given
+        ("http://1234567890.vpc.cn-hangzhou.pai-eas.aliyuncs.com/api/predict/other",
+         "http://1234567890.vpc.cn-hangzhou.pai-eas.aliyuncs.com/api/predict/other"),
+    ],
+)
+def test_a_deferred_eas_target_takes_the_intranet_endpoint(url, base_url):
+    from shared.config.load import parse_config
+
+    config = parse_config({"targets": [{"name": "llm", "kind": "eas", "credential": "eas:cn-hangzhou/llm"}]})
+    (deferred,) = config.targets
+    assert deferred.endpoint_deferred
+    found = deferred.with_intranet_endpoint(url, "cn-hangzhou")
+    assert not found.endpoint_deferred and found.endpoint.base_url == base_url
+    assert found.name == deferred.name and found.credential == deferred.credential
