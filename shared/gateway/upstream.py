@@ -9,7 +9,6 @@ never buffered: the caller iterates `UpstreamResponse.chunks()` and forwards eac
 
 from __future__ import annotations
 
-import ssl
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from shared.gateway.client import (
 )
 from shared.gateway.errors import ErrorType, GatewayError
 from shared.probe import dns
-from shared.probe.tls import ssl_context
+from shared.probe.tls import cached_context
 from shared.verdict.codes import Code
 from shared.verdict.diagnose import diagnose
 
@@ -145,7 +144,6 @@ class UpstreamClient:
         self._idle_timeout_s = idle_timeout_s
         self._dns_ttl_s = dns_ttl_s
         self._pool = UpstreamPool(idle_expiry_s=POOL_KEEPALIVE_S)
-        self._ssl: dict[tuple[str | None, bool], ssl.SSLContext] = {}
         self._dns: dict[tuple[str, int], tuple[float, dns.Resolution]] = {}
         self._discovered: dict[tuple[str, str], Target] = {}
         self._log = logs.get_logger("vpcprobe.gateway")
@@ -229,7 +227,7 @@ class UpstreamClient:
             return await self._pool.request(
                 method, request_target, _wire(headers), body,
                 ip=addr.ip, port=addr.port, server_name=ep.host, url_port=ep.port,
-                ssl_context=self._ssl_context(target) if ep.scheme == "https" else None,
+                ssl_context=cached_context(target.ca_bundle, target.tls_verify) if ep.scheme == "https" else None,
                 connect_timeout=self._connect_timeout_s, first_byte_timeout=self._first_byte_timeout_s,
             )
         except (UpstreamConnectionError, InvalidRequest) as exc:
@@ -244,13 +242,6 @@ class UpstreamClient:
                         region=ep.region, service=ep.service)
         status = 504 if code in (Code.CONNECT_TIMEOUT, Code.READ_TIMEOUT) else 502
         return UpstreamError(status, code, diag.message, diag.remedy, failover=failover)
-
-    def _ssl_context(self, target: Target) -> ssl.SSLContext:
-        key = (target.ca_bundle, target.tls_verify)
-        ctx = self._ssl.get(key)
-        if ctx is None:
-            ctx = self._ssl[key] = ssl_context(target.ca_bundle, target.tls_verify)
-        return ctx
 
     async def _resolve(self, host: str, port: int) -> dns.Resolution:
         """The name's addresses, cached a few seconds: a zone that dies shows up within the TTL."""
