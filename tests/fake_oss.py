@@ -1,7 +1,9 @@
 """A loopback stand-in for the few OSS object calls OssStore makes, so the real oss2 client is exercised.
 
 PUT (with `x-oss-forbid-overwrite: true` -> 409 FileAlreadyExists when the key exists), GET
-(404 NoSuchKey), DELETE, and GET bucket listing (ListBucketResult, prefix/marker/max-keys), with
+(404 NoSuchKey), DELETE, POST ?append&position= (AppendObject: 409 PositionNotEqualToLength with
+x-oss-next-append-position, 409 ObjectNotAppendable on a PutObject object), and GET bucket listing
+(ListBucketResult, prefix/marker/max-keys), with
 OSS's XML error bodies. Every request must carry an OSS signature; the test reads `requests`.
 """
 
@@ -20,6 +22,7 @@ class FakeOss:
     def __init__(self, bucket: str = "vpcprobe-state") -> None:
         self.bucket = bucket
         self.objects: dict[str, bytes] = {}
+        self.appendable: set[str] = set()  # keys made by AppendObject (OSS refuses to append to others)
         self.requests: list[dict[str, Any]] = []
         self.fail_next: int | None = None  # answer the next request with this HTTP status
         self.lock = threading.Lock()
@@ -89,10 +92,43 @@ class FakeOss:
                     else:
                         exists = False
                         fake.objects[key] = data
+                        fake.appendable.discard(key)
                 if exists:
                     self._error(409, "FileAlreadyExists", "The object you specified already exists.")
                     return
                 self._reply(200, b"", {"ETag": f'"{hashlib.md5(data).hexdigest().upper()}"'})
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length", "0"))
+                data = self.rfile.read(length)
+                route = self._route()
+                if route is None:
+                    return
+                _, key, query = route
+                if "append" not in query:
+                    self._error(400, "InvalidArgument", "only AppendObject is faked")
+                    return
+                position = int(query.get("position", ["0"])[0])
+                with fake.lock:
+                    current = fake.objects.get(key)
+                    if current is not None and key not in fake.appendable:
+                        problem: tuple[str, int] | None = ("ObjectNotAppendable", len(current))
+                    elif position != len(current or b""):
+                        problem = ("PositionNotEqualToLength", len(current or b""))
+                    else:
+                        problem = None
+                        fake.objects[key] = (current or b"") + data
+                        fake.appendable.add(key)
+                        after = len(fake.objects[key])
+                if problem is not None:
+                    code, at = problem
+                    body = (
+                        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{code}</Message>'
+                        "<RequestId>5C1B138A109F4E405B2D8EB0</RequestId><HostId>fake</HostId></Error>"
+                    ).encode()
+                    self._reply(409, body, {"Content-Type": "application/xml", "x-oss-next-append-position": str(at)})
+                    return
+                self._reply(200, b"", {"x-oss-next-append-position": str(after), "ETag": '"A"'})
 
             def do_GET(self) -> None:  # noqa: N802
                 route = self._route()
@@ -123,6 +159,7 @@ class FakeOss:
                     return
                 with fake.lock:
                     fake.objects.pop(route[1], None)
+                    fake.appendable.discard(route[1])
                 self._reply(204)
 
             def _list(self, query: dict[str, list[str]]) -> None:

@@ -10,7 +10,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -40,8 +40,12 @@ async def run_alerts(
     known_targets: Iterable[str] | None = None,
     owner: str | None = None,
     request_id: str | None = None,
+    while_held: Callable[[Store], None] | None = None,
 ) -> dict[str, Any]:
-    """The alert step of a round; returns the summary's `alerts` part. Raises StoreError if the store fails."""
+    """The alert step of a round; returns the summary's `alerts` part. Raises StoreError if the store fails.
+
+    `while_held` (the round's history write) runs under the same lease after the alert state is saved;
+    its failure is logged and never touches the alerts."""
     log = logs.get_logger("vpcprobe.alerts")
     now = now or datetime.now(timezone.utc)
     tokens = tokens or shared_provider()
@@ -103,6 +107,11 @@ async def run_alerts(
             fix = "raise state.lease_ttl above the alert step's duration"
             log.error("alert_lease_lost", store=store.describe(), fix=fix)
         checkpoint()
+        if while_held is not None:
+            try:
+                while_held(store)
+            except Exception as exc:  # the alerts are saved already: a side write never undoes them
+                log.error("while_held_failed", error=logs.redact_text(f"{type(exc).__name__}: {exc}"))
     finally:
         try:
             store.release(owner)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from shared import logs
-from shared.state.store import STATE_NAME, Store, StoreError, compact_json
+from shared.state.store import STATE_NAME, Store, StoreError, check_name, compact_json
 
 LEASE_PREFIX = "lease."
 
@@ -60,8 +60,68 @@ class FileStore(Store):
         self._ensure_dir()
         self._atomic_write(self.file, compact_json(doc))
 
+    # named objects: files under the directory
+    def _object_path(self, name: str) -> Path:
+        return self.dir.joinpath(*check_name(name).split("/"))
+
+    def get_object(self, name: str) -> bytes | None:
+        try:
+            return self._object_path(name).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise StoreError(f"{self.describe()}: cannot read {name}: {exc.strerror or exc}") from None
+
+    def put_object(self, name: str, data: bytes) -> None:
+        path = self._object_path(name)
+        self._make_parent(path, name)
+        self._atomic_write(path, data)
+
+    def append_object(self, name: str, data: bytes) -> None:
+        path = self._object_path(name)
+        self._make_parent(path, name)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise StoreError(f"{self.describe()}: cannot append to {name}: {exc.strerror or exc}") from None
+
+    def list_objects(self, prefix: str) -> list[str]:
+        names: list[str] = []
+        base = str(self.dir)
+        for root, dirs, files in os.walk(self.dir):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            rel = os.path.relpath(root, base)
+            for f in files:
+                if f.startswith("."):
+                    continue  # temp files of atomic writes
+                name = f if rel == "." else f"{rel.replace(os.sep, '/')}/{f}"
+                if name.startswith(prefix):
+                    names.append(name)
+        return sorted(names)
+
+    def delete_object(self, name: str) -> None:
+        try:
+            os.unlink(self._object_path(name))
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except OSError as exc:
+            raise StoreError(f"{self.describe()}: cannot remove {name}: {exc.strerror or exc}") from None
+
+    def _make_parent(self, path: Path, name: str) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{self.describe()}: cannot create the folder of {name}: {exc.strerror or exc}") from None
+
     def _atomic_write(self, target: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-", suffix=".json")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".json")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -74,11 +134,11 @@ class FileStore(Store):
             except OSError:
                 pass
             raise StoreError(f"{self.describe()}: cannot write {target.name}: {exc.strerror or exc}") from None
-        self._sync_dir()
+        self._sync_dir(target.parent)
 
-    def _sync_dir(self) -> None:
+    def _sync_dir(self, folder: Path) -> None:
         try:
-            fd = os.open(self.dir, os.O_RDONLY)
+            fd = os.open(folder, os.O_RDONLY)
         except OSError:
             return
         try:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from shared import logs
-from shared.state.store import STATE_NAME, Store, StoreError, compact_json
+from shared.state.store import STATE_NAME, Store, StoreError, check_name, compact_json
 
 
 class OssStore(Store):
@@ -47,6 +47,7 @@ class OssStore(Store):
         if "://" not in endpoint:
             endpoint = "https://" + endpoint
         self.bucket_name, self.prefix = bucket, prefix
+        self._append_at: dict[str, int] = {}  # next AppendObject position per key, learnt from OSS
         try:
             self._bucket = oss2.Bucket(auth, endpoint, bucket, connect_timeout=5)
         except oss2.exceptions.OssError as exc:
@@ -90,6 +91,48 @@ class OssStore(Store):
 
     def save(self, doc: dict[str, Any]) -> None:
         self._put(self.prefix + STATE_NAME, compact_json(doc))
+
+    # named objects: keys under the prefix
+    def get_object(self, name: str) -> bytes | None:
+        return self._get(self.prefix + check_name(name))
+
+    def put_object(self, name: str, data: bytes) -> None:
+        self._put(self.prefix + check_name(name), data)
+
+    def append_object(self, name: str, data: bytes) -> None:
+        """AppendObject at the object's length; a stale position is corrected once from OSS's answer."""
+        key = self.prefix + check_name(name)
+        position = self._append_at.get(key, 0)
+        for _ in range(3):
+            try:
+                result = self._bucket.append_object(key, position, data)
+                self._append_at[key] = result.next_position
+                return
+            except self._oss.exceptions.PositionNotEqualToLength as exc:
+                position = int(exc.next_position)
+            except self._oss.exceptions.OssError as exc:
+                raise self._fail("AppendObject", key, exc) from None
+        raise StoreError(f"{self.describe()}: AppendObject {key} failed: the object keeps changing under the lease")
+
+    def list_objects(self, prefix: str) -> list[str]:
+        base = self.prefix + prefix
+        names, marker = [], ""
+        try:
+            while True:
+                page = self._bucket.list_objects(prefix=base, marker=marker, max_keys=1000)
+                names.extend(obj.key[len(self.prefix) :] for obj in page.object_list)
+                if not page.is_truncated:
+                    return sorted(names)
+                marker = page.next_marker
+        except self._oss.exceptions.OssError as exc:
+            raise self._fail("ListObjects", base, exc) from None
+
+    def delete_object(self, name: str) -> None:
+        key = self.prefix + check_name(name)
+        try:
+            self._bucket.delete_object(key)
+        except self._oss.exceptions.OssError as exc:
+            raise self._fail("DeleteObject", key, exc) from None
 
     def _lease_key(self, number: int) -> str:
         return f"{self.prefix}lease/{number:012d}"

@@ -44,6 +44,27 @@ class Store(ABC):
     @abstractmethod
     def describe(self) -> str: ...
 
+    # named objects beside the document (history, backups): names are relative, '/'-separated
+    @abstractmethod
+    def get_object(self, name: str) -> bytes | None:
+        """An object's bytes, or None if it does not exist."""
+
+    @abstractmethod
+    def put_object(self, name: str, data: bytes) -> None:
+        """Create or replace an object atomically."""
+
+    @abstractmethod
+    def append_object(self, name: str, data: bytes) -> None:
+        """Append to an object (created if absent). Only under the lease: appends are not merged."""
+
+    @abstractmethod
+    def list_objects(self, prefix: str) -> list[str]:
+        """Names that start with prefix, sorted."""
+
+    @abstractmethod
+    def delete_object(self, name: str) -> None:
+        """Remove an object; absent is fine."""
+
     # primitives: numbered lease objects
     @abstractmethod
     def _lease_numbers(self) -> list[int]: ...
@@ -104,6 +125,14 @@ class Store(ABC):
         record = self._read_lease(mine)
         if record is not None and record.get("owner") == owner:
             self._write_lease(mine, {**record, "released": True, "expires": 0})
+
+
+def check_name(name: str) -> str:
+    """An object name the store accepts: relative, no '..', no empty parts (nothing escapes the store)."""
+    parts = name.split("/")
+    if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in name:
+        raise StoreError(f"bad object name {name[:80]!r}")
+    return name
 
 
 def compact_json(doc: Any) -> bytes:
