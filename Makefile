@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Tests run against the libraries FC's runtime ships (oss2 2.16.0), not the newest ones.
 CONSTRAINTS := fc-runtime-constraints.txt
 
-.PHONY: demo test test-pythons lint bench package clean
+.PHONY: demo test test-pythons lint bench package clean mutation fuzz
 
 # One stamp per set of extras: the demo needs the local tools and the gateway (serve runs it beside
 # the schedule), everything else all of them.
@@ -38,6 +38,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
+# The fuzz suite's long profile (tests/fuzz, issue 11): over 10,000 generated configs, YAML, events, schedules
+# and URLs; `make test` runs the same properties with the short `ci` profile. Prints the cases per property.
+fuzz: $(STAMP)
+	VPCPROBE_FUZZ=long $(BIN)/pytest tests/fuzz -p no:cacheprovider --hypothesis-show-statistics
+
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_probe.py
 	$(BIN)/python scripts/bench_scheduling.py --repeat 1
@@ -46,6 +51,18 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_cold_start.py
 	$(BIN)/python scripts/bench_gateway.py --quick
 	$(BIN)/python scripts/bench_blackbox.py  # side by side with blackbox_exporter (apt-get install -y prometheus-blackbox-exporter)
+
+# Mutation testing of the core modules (issue 11): mutmut, one module at a time, only the tests that reach
+# each mutated function; prints killed / survived / equivalent per module. Long (not part of `make test`).
+# One module: make mutation MODULES=shared/alerts/policy.py
+MUTATION_STAMP := $(VENV)/.installed-mutation
+MODULES ?=
+MUTATION_EXTRAS := $(ALL_EXTRAS),mutation
+$(MUTATION_STAMP): pyproject.toml $(CONSTRAINTS)
+	$(call install,$(MUTATION_EXTRAS))
+
+mutation: $(MUTATION_STAMP)
+	$(BIN)/python scripts/mutation.py --report mutants/report.md $(MODULES)
 
 # Code directories for `s deploy`: one per function, dependencies built for the FC runtime's
 # Python with pip's platform options (no Docker), .pyc compiled by that Python (it must be

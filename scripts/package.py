@@ -15,7 +15,8 @@ Dependencies are installed for the FC runtime, not this machine, with pip's plat
 (no Docker, unlike `s build`): manylinux wheels for CPython <--python-version>. The list comes from
 the installed vpcprobe's metadata: pyproject.toml [project].dependencies plus each function's extras
 (FUNCTIONS): both take `cloud`, whose KMS / EAS SDKs resolve kms: and eas: credentials inside the
-function, and the gateway also `gateway` (uvicorn); never the `local`
+function (and whose CloudMonitor SDK serves the optional metrics export), and the gateway also `gateway`
+(uvicorn, and the FC 3.0 SDK with which POST /probe?async=true invokes the probe function); never the `local`
 extra, whose packages only the local tools import. aiohttp ships in the probe all the same: those
 SDKs' core, alibabacloud-tea and darabonba-core, imports it at module level. Both functions install
 from one wheel directory: the custom.debian10 runtime of the gateway runs CPython 3.10 like the

@@ -7,11 +7,14 @@ an upstream's error text.
 
 from __future__ import annotations
 
+import base64
 import functools
+import json
 import logging
 import re
 import threading
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import structlog
 
@@ -31,18 +34,120 @@ _PATTERNS = [
 # One scan says whether any pattern could apply: most log values match none, and a gateway writes a line
 # per request, so the common case costs one regex search instead of one per pattern.
 _ANY_PATTERN = re.compile("|".join(f"(?:{p.pattern.removeprefix('(?i)')})" for p, _ in _PATTERNS), re.I)
-_known: set[str] = set()
-_known_re: re.Pattern[str] | None = None  # every known secret, longest first (a secret inside another)
+_known: set[str] = set()  # every registered value, as registered (the fast path: already known?)
+_forms: set[str] = set()  # every form of every known secret (exact, URL-encoded, base64, JSON, hex, AUTH PLAIN)
+_known_re: re.Pattern[str] | None = None  # all forms as one trie-shaped alternation, longest match first
 _lock = threading.Lock()
+# A base64 core this short would mask innocent text (4 chars are one group of any 3 bytes).
+_MIN_CORE = 8
+
+
+def _base64_forms(data: bytes) -> set[str]:
+    """The secret's bytes in base64, std and urlsafe, padded and not, and at each of the three byte
+    alignments it can have inside a longer encoded text (an Authorization: Basic value, an AUTH PLAIN
+    blob, a JSON document): there its first and last bytes share characters with their neighbours,
+    so the stable part is the encoding of the bytes from its first 3-byte boundary to its last."""
+    cores = [data]  # the whole encoding, padding and all: the secret encoded on its own
+    for shift in range(3):
+        core = data[shift:]
+        cores.append(core[: len(core) - len(core) % 3])
+    out: set[str] = set()
+    for core in cores:
+        std = base64.b64encode(core).decode()
+        for text in (std, std.rstrip("="), std.translate(_URLSAFE), std.translate(_URLSAFE).rstrip("=")):
+            if len(text.rstrip("=")) >= _MIN_CORE or (core is data and len(text) >= 4):
+                out.add(text)
+    return out
+
+
+_URLSAFE = str.maketrans("+/", "-_")
+
+
+def _percent_lower(text: str) -> str:
+    return re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), text)
+
+
+def secret_forms(value: str) -> set[str]:
+    """Every form in which a secret is found in text that quotes it: exact; URL-encoded (quote, with and
+    without '/' safe, quote_plus, lower-case escapes); JSON-escaped (ASCII or not, '/' escaped or not);
+    base64 (std and urlsafe, padded or not, three alignments); hex (a bytes dump). Forms under 4
+    characters are left out (they would mask innocent text)."""
+    data = value.encode("utf-8", "surrogatepass")
+    forms = {value, quote(value, safe=""), quote(value), quote_plus(value)}
+    forms |= {_percent_lower(f) for f in list(forms)}
+    for ascii_only in (True, False):
+        escaped = json.dumps(value, ensure_ascii=ascii_only)[1:-1]
+        forms |= {escaped, escaped.replace("/", "\\/")}
+    forms |= _base64_forms(data)
+    if len(data) >= _MIN_CORE // 2:
+        forms |= {data.hex(), data.hex().upper()}
+    return {f for f in forms if len(f) >= 4}
+
+
+def _trie_pattern(words: set[str]) -> str:
+    """One regex for many literals, shaped as a trie: at each position the engine tries one branch per
+    distinct next character instead of one per word (the Aho-Corasick idea, in `re`). A word that is a
+    prefix of another ends in an optional group, so the longest form wins."""
+    trie: dict = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = True
+
+    def build(node: dict) -> str:
+        run = []  # a chain of single-child nodes is one literal run, walked without recursing
+        while len(node) == 1 and "" not in node:
+            (ch, node), = node.items()
+            run.append(re.escape(ch))
+        ends = "" in node
+        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return "".join(run)
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return "".join(run) + (f"(?:{body})?" if ends else body)
+
+    return build(trie)
+
+
+def _add_forms(forms: set[str]) -> None:
+    global _known_re
+    with _lock:
+        if forms <= _forms:
+            return
+        _forms.update(forms)
+        _known_re = re.compile(_trie_pattern(_forms))
 
 
 def register_secret(value: str | None) -> None:
-    """Remember a resolved secret so that any later occurrence in any text is masked."""
-    global _known_re
-    if value and len(value) >= 4 and value not in _known:
-        with _lock:
-            _known.add(value)
-            _known_re = re.compile("|".join(re.escape(s) for s in sorted(_known, key=len, reverse=True)))
+    """Remember a resolved secret so that any later occurrence in any text, in any of the forms of
+    `secret_forms`, is masked; the forms are computed here, once, not on every log line."""
+    if not value or value in _known:
+        return
+    stripped = value.strip()
+    if len(stripped) < 4:
+        return
+    forms: set[str] = set()
+    for v in {value, stripped}:
+        forms |= secret_forms(v) if len(v) >= 4 else set()
+    _known.add(value)
+    _add_forms(forms)
+
+
+def register_login(username: str, password: str | None) -> None:
+    """An SMTP login: besides the password, mask the AUTH PLAIN blob smtplib sends (base64 of
+    "\\0user\\0password", which an SMTP reply may quote back), at any alignment."""
+    if not password:
+        return
+    register_secret(password)
+    key = f"login:{username}\0{password}"
+    if key in _known:
+        return
+    forms: set[str] = set()
+    for blob in (f"\0{username}\0{password}", f"{username}\0{username}\0{password}"):
+        forms |= _base64_forms(blob.encode("utf-8", "surrogatepass"))
+    _known.add(key)
+    _add_forms({f for f in forms if len(f) >= _MIN_CORE})
 
 
 def redact_text(text: str) -> str:

@@ -64,7 +64,12 @@ class FakeOss:
                 parts = urlsplit(self.path)
                 bucket, _, key = parts.path.lstrip("/").partition("/")
                 fake.requests.append(
-                    {"method": self.command, "path": parts.path, "auth": self.headers.get("Authorization", "")}
+                    {
+                        "method": self.command,
+                        "path": parts.path,
+                        "auth": self.headers.get("Authorization", ""),
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                    }
                 )
                 if not self.headers.get("Authorization", "").startswith("OSS"):
                     self._error(403, "AccessDenied", "missing signature")

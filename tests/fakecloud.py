@@ -1,4 +1,5 @@
-"""A small stateful fake of the Alibaba Cloud control plane (KMS, PAI-EAS, FC 3.0, FC 2.0) on `responses`.
+"""A small stateful fake of the Alibaba Cloud control plane (KMS, PAI-EAS, FC 3.0, FC 2.0, CloudMonitor's
+PutCustomMetric) on `responses`.
 
 The real SDK clients call it. That works because their synchronous calls go through `requests`:
 tea-openapi 0.4 / darabonba-core (`DaraCore.do_action` -> `requests.Session.send` on an `HTTPAdapter`),
@@ -40,12 +41,18 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import responses
 
-ALL_ACTIONS = frozenset({"kms:GetSecretValue", "eas:DescribeService", "fc:InvokeFunction"})
+ALL_ACTIONS = frozenset({"kms:GetSecretValue", "eas:DescribeService", "fc:InvokeFunction", "cms:PutCustomMetric"})
 
 _SIGNATURE_MISMATCH = "Specified signature is not matched with our calculation."
 _RE_KMS = re.compile(r"^https?://kms(?:-vpc)?\.([a-z0-9-]+)\.aliyuncs\.com(?::\d+)?/")
 _RE_EAS = re.compile(r"^https?://pai-eas(?:-manage-vpc)?\.([a-z0-9-]+)\.aliyuncs\.com(?::\d+)?/")
 _RE_FC = re.compile(r"^https?://(\d+)\.([a-z0-9-]+?)(?:-internal)?\.fc\.aliyuncs\.com(?::\d+)?/")
+# CloudMonitor's regional API hosts: cms-vpc.<region> (VPC) and metrics.<region> (public). The SDK's own
+# default, cms.aliyuncs.com, is not served: a client that forgets to set its endpoint fails here too.
+_RE_CMS = re.compile(r"^https?://(?:cms-vpc|metrics)\.([a-z0-9-]+)\.aliyuncs\.com(?::\d+)?/")
+CMS_BATCH_LIMIT = 21  # MetricList.N in the API reference
+_RE_METRIC_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+_RE_DIMENSION = re.compile(r"^[A-Za-z0-9._/\\-]{1,64}$")
 
 
 @dataclass
@@ -101,11 +108,13 @@ class FakeCloud:
         self.functions: dict[tuple[str, str | None, str], _Function] = {}
         self.calls: list[Call] = []
         self.invocations: list[dict[str, Any]] = []
+        self.metric_batches: list[list[dict[str, Any]]] = []  # accepted PutCustomMetric MetricLists, in order
         self._throttles: list[list[Any]] = []  # [remaining, api or None]
         self._lock = threading.Lock()
         self._mock: responses.RequestsMock | None = None
         self._versions = itertools.count(2)
         self.latency_s = 0.0  # added to every answer (benchmarks only: a VPC endpoint's round trip)
+        self.before_request: Callable[[Any], None] | None = None  # called with each request (e.g. to move a clock)
         self.default_key = self.add_key()
 
     # --- credentials -----------------------------------------------------------------------------
@@ -212,7 +221,7 @@ class FakeCloud:
         self.functions[(region, service, name)] = _Function(result, error, frozenset(qualifiers))
 
     def throttle(self, n: int, api: str | None = None) -> None:
-        """The next n calls (to one api: kms, eas, fc3, fc2; or any) are throttled."""
+        """The next n calls (to one api: kms, eas, fc3, fc2, cms; or any) are throttled."""
         with self._lock:
             self._throttles.append([n, api])
 
@@ -228,6 +237,7 @@ class FakeCloud:
             mock.add_callback(method, _RE_KMS, callback=self._wrap("kms", self._kms))
             mock.add_callback(method, _RE_EAS, callback=self._wrap("eas", self._eas))
             mock.add_callback(method, _RE_FC, callback=self._wrap("fc", self._fc))
+            mock.add_callback(method, _RE_CMS, callback=self._wrap("cms", self._cms))
         self._mock = mock
         return self
 
@@ -249,10 +259,11 @@ class FakeCloud:
         def callback(request: Any) -> tuple[int, dict, bytes]:
             if self.latency_s:
                 time.sleep(self.latency_s)
+            if self.before_request is not None:
+                self.before_request(request)
             url = request.url
-            region = {"kms": _RE_KMS, "eas": _RE_EAS}[product].match(url).group(1) if product != "fc" else (
-                _RE_FC.match(url).group(2)
-            )
+            pattern = {"kms": _RE_KMS, "eas": _RE_EAS, "cms": _RE_CMS, "fc": _RE_FC}[product]
+            region = pattern.match(url).group(2 if product == "fc" else 1)
             request_id = str(uuid.uuid4()).upper()
             ctx: dict[str, Any] = {"api": product, "action": "?", "region": region, "ak": None}
             try:
@@ -402,6 +413,28 @@ class FakeCloud:
         body = {"RequestId": request_id, **service}
         return 200, {"x-acs-request-id": request_id, "Content-Type": "application/json"}, json.dumps(body).encode()
 
+    # --- CloudMonitor (RPC) -------------------------------------------------------------------------
+
+    def _cms(self, request: Any, region: str, request_id: str, ctx: dict) -> tuple[int, dict, bytes]:
+        """PutCustomMetric: the MetricList.N.* parameters, checked as the API documents them, recorded as one batch."""
+        split = urlsplit(request.url)
+        params = dict(parse_qsl(split.query, keep_blank_values=True))
+        if request.body and request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            body = request.body.decode() if isinstance(request.body, bytes) else request.body
+            params.update(parse_qsl(body, keep_blank_values=True))
+        action = request.headers.get("x-acs-action") or params.get("Action", "")
+        ctx["action"] = action
+        if split.path not in ("", "/") or request.method not in ("GET", "POST") or action != "PutCustomMetric":
+            raise _Reply(404, _pop("InvalidAction.NotFound", f"Specified api {action} is not found."))
+        if (request.headers.get("x-acs-version") or params.get("Version")) != "2019-01-01":
+            raise _Reply(400, _pop("InvalidVersion", "Specified parameter Version is not valid."))
+        self._authorize(request, ctx, "cms:PutCustomMetric")
+        batch = _metric_list(params)
+        with self._lock:
+            self.metric_batches.append(batch)
+        body = {"RequestId": request_id, "Code": "200", "Message": "success"}
+        return 200, {"x-acs-request-id": request_id, "Content-Type": "application/json"}, json.dumps(body).encode()
+
     # --- FC (3.0 ROA, 2.0 fc2) -------------------------------------------------------------------
 
     def _fc(self, request: Any, region: str, request_id: str, ctx: dict) -> tuple[int, dict, bytes]:
@@ -486,6 +519,44 @@ class FakeCloud:
         if ctx["api"] == "fc2":
             return _Reply(status, {"ErrorCode": code, "ErrorMessage": message})
         return _Reply(status, _pop(code, message))
+
+
+def _metric_list(params: dict[str, str]) -> list[dict[str, Any]]:
+    """MetricList.N.{GroupId,MetricName,Dimensions,Time,Type,Values[,Period]} -> entries, or the API's 400."""
+    entries: dict[int, dict[str, str]] = {}
+    for name, value in params.items():
+        m = re.match(r"^MetricList\.(\d+)\.(\w+)$", name)
+        if m:
+            entries.setdefault(int(m.group(1)), {})[m.group(2)] = value
+    if not entries:
+        raise _Reply(400, _pop("MissingParameter", "The parameter MetricList is required."))
+    if sorted(entries) != list(range(1, len(entries) + 1)) or len(entries) > CMS_BATCH_LIMIT:
+        sent = f"MetricList.N must be 1 to {CMS_BATCH_LIMIT} ({len(entries)} sent)"
+        raise _Reply(400, _pop("InvalidParameter", sent))
+    out = []
+    for n in sorted(entries):
+        e = entries[n]
+        for field_name in ("GroupId", "MetricName", "Dimensions", "Type", "Values"):
+            if not e.get(field_name):
+                raise _Reply(400, _pop("MissingParameter", f"The parameter MetricList.{n}.{field_name} is required."))
+        if not _RE_METRIC_NAME.match(e["MetricName"]) or e["Type"] not in ("0", "1") or not e["GroupId"].isdigit():
+            raise _Reply(400, _pop("InvalidParameter", f"MetricList.{n}: bad MetricName, Type or GroupId"))
+        try:
+            dims, values = json.loads(e["Dimensions"]), json.loads(e["Values"])
+        except ValueError:
+            raise _Reply(400, _pop("InvalidParameter", f"MetricList.{n}: Dimensions and Values are JSON")) from None
+        if not isinstance(dims, dict) or not all(isinstance(v, str) and _RE_DIMENSION.match(v) for v in dims.values()):
+            raise _Reply(400, _pop("InvalidParameter", f"MetricList.{n}.Dimensions: a map of 1-64 character values"))
+        if not isinstance(values, dict) or not all(isinstance(v, (int, float)) for v in values.values()):
+            raise _Reply(400, _pop("InvalidParameter", f"MetricList.{n}.Values: a map of numbers"))
+        if e["Type"] == "1" and e.get("Period") not in ("60", "300"):
+            raise _Reply(400, _pop("InvalidParameter", f"MetricList.{n}.Period: 60 or 300 for aggregated values"))
+        time_ = e.get("Time", "")
+        if time_ and not time_.isdigit():
+            raise _Reply(400, _pop("InvalidParameter", f"MetricList.{n}.Time: a timestamp in milliseconds"))
+        out.append({"group_id": int(e["GroupId"]), "metric": e["MetricName"], "dimensions": dims, "values": values,
+                    "time_ms": int(time_) if time_ else None, "type": int(e["Type"])})
+    return out
 
 
 def _pop(code: str, message: str) -> dict[str, str]:

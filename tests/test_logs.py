@@ -1,7 +1,12 @@
 """Redaction: no secret reaches a log line, by field name or by value."""
 
+import base64
 import io
 import json
+import re
+from urllib.parse import quote, quote_plus
+
+import pytest
 
 from shared import logs
 
@@ -40,3 +45,98 @@ def test_exceptions_are_rendered_redacted():
     logs.register_secret("hunter2-secret")
     text = _capture(error=RuntimeError("login failed for hunter2-secret"))
     assert "hunter2-secret" not in text and "RuntimeError" in text
+
+
+# --- secrets in every form (issue 11) --------------------------------------------------------------------
+
+# Written out here, independently of shared/logs.py, so a form the redactor forgot makes these fail.
+def encoded_forms(secret: str) -> dict[str, str]:
+    data = secret.encode()
+    b64 = base64.b64encode(data).decode()
+    return {
+        "exact": secret,
+        "quote": quote(secret, safe=""),
+        "quote-slash-safe": quote(secret),
+        "quote_plus": quote_plus(secret),
+        "quote-lowercase": re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), quote(secret, safe="")),
+        "json": json.dumps(secret)[1:-1],
+        "json-ascii-off": json.dumps(secret, ensure_ascii=False)[1:-1],
+        "json-slash-escaped": json.dumps(secret)[1:-1].replace("/", "\\/"),
+        "base64": b64,
+        "base64-unpadded": b64.rstrip("="),
+        "base64-urlsafe": base64.urlsafe_b64encode(data).decode(),
+        "base64-urlsafe-unpadded": base64.urlsafe_b64encode(data).decode().rstrip("="),
+        "hex": data.hex(),
+        "HEX": data.hex().upper(),
+    }
+
+
+SECRET = 'sk-Form+Canary/ü"=9'  # '+', '/', '=', '"' and a non-ASCII letter: every encoding differs
+
+
+@pytest.mark.parametrize("form", list(encoded_forms(SECRET)))
+def test_every_encoded_form_of_a_registered_secret_is_masked(form):
+    logs.register_secret(SECRET)
+    text = encoded_forms(SECRET)[form]
+    assert text != ""
+    out = logs.redact_text(f"upstream said [{text}] (x)")
+    assert text not in out and out == "upstream said [***] (x)"
+
+
+@pytest.mark.parametrize("prefix", [b"", b"a", b"ab", b"abc", b"user:"])
+@pytest.mark.parametrize("alphabet", ["std", "urlsafe"])
+def test_base64_of_a_longer_text_hides_the_secret_at_any_alignment(prefix, alphabet):
+    """An Authorization: Basic value, a JSON document in base64: the secret sits at any byte offset."""
+    secret = "Shifted-Canary-Secret-0123456789"
+    logs.register_secret(secret)
+    encode = base64.b64encode if alphabet == "std" else base64.urlsafe_b64encode
+    blob = encode(prefix + secret.encode() + b"|tail").decode()
+    out = logs.redact_text(f"reply: {blob}")
+    assert "***" in out
+    # what is left of the blob decodes to at most 2 bytes of the secret at each end
+    left = [part for part in out.removeprefix("reply: ").split("***") if part]
+    assert sum(len(part) for part in left) <= len(blob) - 4 * (len(secret) - 4) // 3
+
+
+def test_the_auth_plain_blob_of_an_smtp_login_is_masked_whole():
+    user, password = "alerts@example.com", "smtp-Canary+pw/9"
+    logs.register_login(user, password)
+    blob = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+    out = logs.redact_text(f"535 5.7.8 authentication failed for AUTH PLAIN {blob}")
+    assert out == "535 5.7.8 authentication failed for AUTH PLAIN ***"
+    authzid = base64.b64encode(f"{user}\0{user}\0{password}".encode()).decode()
+    assert logs.redact_text(authzid) == "***"
+
+
+def test_whitespace_around_a_registered_secret_does_not_hide_it():
+    logs.register_secret("newline-Canary-key-42\n")
+    assert logs.redact_text("Bearer x newline-Canary-key-42 y") .count("newline-Canary") == 0
+    assert logs.redact_text(quote("newline-Canary-key-42\n", safe="")) == "***"
+
+
+def test_a_secret_inside_another_is_masked_by_the_longer_one():
+    logs.register_secret("nested-Canary")
+    logs.register_secret("nested-Canary-longer-value")
+    assert logs.redact_text("a nested-Canary-longer-value b nested-Canary c") == "a *** b *** c"
+
+
+def test_short_values_and_innocent_text_are_left_alone():
+    logs.register_secret("abc")  # under 4 characters: masking it would eat ordinary words
+    logs.register_secret("Innocent-Canary-77")
+    text = "GET /abc HTTP/1.1 200 in 3 ms; request id 0f1e2d3c; SW5ub2 QUJD"
+    assert logs.redact_text(text) == text
+
+
+def test_a_long_sts_token_registers_and_is_masked():
+    token = "CAIS" + "9QJ1q6Ft5B2yfSjIr5bHKtXpgPzhgu5L1Yi" * 40  # 1,400 characters: no recursion limit
+    logs.register_secret(token)
+    assert logs.redact_text(f"x-acs-token {token} and {base64.b64encode(token.encode()).decode()}") == (
+        "x-acs-token *** and ***"
+    )
+
+
+def test_registering_the_same_secret_again_is_cheap_and_changes_nothing():
+    logs.register_secret("again-Canary-value")
+    before = logs._known_re
+    logs.register_secret("again-Canary-value")
+    assert logs._known_re is before

@@ -25,11 +25,12 @@ UNCHECKED_HASH = 0b01  # pyc flags: hash-based, check_source off (PEP 552)
 # Only the local tools import these (pyproject's `local` extra and what it pulls in). Not aiohttp: the
 # KMS / EAS SDKs' core (alibabacloud-tea, darabonba-core) imports it, so kms:/eas: need it on FC.
 LOCAL_ONLY_DISTRIBUTIONS = frozenset(
-    {"croniter", "python-dateutil", "tzdata", "trustme", "aiosmtpd", "alibabacloud-fc20230330"}
+    {"croniter", "python-dateutil", "tzdata", "trustme", "aiosmtpd"}
 )
 # The gateway extra and what uvicorn pulls in (h11 not: httpx's httpcore needs it in both): the gateway's
 # code directory only, never the probe's.
-GATEWAY_ONLY_DISTRIBUTIONS = frozenset({"uvicorn", "click"})
+GATEWAY_ONLY_DISTRIBUTIONS = frozenset({"uvicorn", "click", "alibabacloud-fc20230330",  # FC 3.0: POST /probe?async
+                                        "prometheus-client"})  # GET /metrics
 # Installed for cffi (cryptography's dependency), which needs its C-declaration parser only to build.
 NEVER_IMPORTED_BUT_REQUIRED = frozenset({"pycparser"})
 # httpx's transport stack (httpcore, anyio, sniffio, exceptiongroup on 3.10), loaded on its first request:
@@ -42,8 +43,11 @@ UNIMPORTED_ON_PURPOSE = {
 }
 
 # Imports of shipped code that the build cannot satisfy, on purpose: FC's runtime provides oss2 and fc2,
-# and shared.fc.invoke's FC 3.0 SDK serves `vpcprobe invoke` (the local CLI) only.
-UNRESOLVED_ON_PURPOSE = frozenset({"oss2", "fc2", "alibabacloud_fc20230330", "alibabacloud_fc20230330.client"})
+# and shared.fc.invoke's FC 3.0 SDK ships with the gateway (POST /probe?async=true) only: the probe never invokes.
+UNRESOLVED_ON_PURPOSE = {
+    "probe": frozenset({"oss2", "fc2", "fc2.client", "alibabacloud_fc20230330", "alibabacloud_fc20230330.client"}),
+    "gateway": frozenset({"oss2", "fc2", "fc2.client"}),
+}
 
 # What a function does on its first call, run in its code directory: the probe's handler on a timer
 # event as FC does (its HTTP stack loads only when used); the gateway's server as the entry point
@@ -230,7 +234,8 @@ def function_path_problems(
     proc = run_in(python, FUNCTION_PATHS, root, config, call=call)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout.splitlines()[-1])
-    failed = {name: why for name, why in report["failed"].items() if name not in UNRESOLVED_ON_PURPOSE}
+    unresolved = UNRESOLVED_ON_PURPOSE["gateway" if call == FIRST_CALLS["gateway"] else "probe"]
+    failed = {name: why for name, why in report["failed"].items() if name not in unresolved}
     unimported = [name for name in report["unimported"] if canonical(name) not in NEVER_IMPORTED_BUT_REQUIRED]
     return failed, unimported
 

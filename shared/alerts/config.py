@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.alerts.channels import Channel, parse_channel, read_str_list
 from shared.alerts.policy import DegradedPolicy, NotificationKind, Policy, Window
 from shared.config.reader import Reader
+from shared.errors import clip, excerpt
 from shared.state.settings import StoreSettings, read_settings
 
 DAYS = {d: i for i, d in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
@@ -43,7 +44,7 @@ class AlertConfig:
         A recovery follows the same route but stops at a channel with `send_resolved: false`: that
         channel swallows it rather than passing it on to a fallback that never saw the alert."""
         names = self.routes.get(target) or tuple(c.name for c in self.channels)
-        if kind != NotificationKind.RESOLVED:
+        if not NotificationKind(kind).clears:
             return list(names)
         by_name = {c.name: c for c in self.channels}
         out: list[str] = []
@@ -61,7 +62,7 @@ def read_alert_config(data: dict[str, Any], targets: list[Any], problems: list[s
     policy = read_policy(top, Policy())
     status_page_url = top.str("status_page_url")
     if status_page_url and not status_page_url.startswith(("https://", "http://")):
-        top.error(f"must be an http(s):// URL (got '{status_page_url}')", "status_page_url")
+        top.error(f"must be an http(s):// URL (got {excerpt(status_page_url)})", "status_page_url")
     tz = _timezone(top, "timezone")
     channels, declared = _read_channels(top, problems, path, required="alerts" in data)
     top.finish()
@@ -90,6 +91,7 @@ def read_policy(r: Reader, base: Policy) -> Policy:
         success_threshold=r.int("success_threshold", base.success_threshold, minimum=1),
         repeat_interval_s=repeat,
         degraded=DegradedPolicy(r.choice("degraded", tuple(DegradedPolicy), base.degraded) or base.degraded),
+        unknown_threshold=r.int("unknown_threshold", base.unknown_threshold, minimum=0),
     )
 
 
@@ -97,8 +99,8 @@ def _timezone(r: Reader, key: str) -> str:
     name = r.str(key, "UTC") or "UTC"
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        r.error(f"unknown time zone '{name}'; use an IANA name such as Asia/Shanghai or UTC", key)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file name
+        r.error(f"unknown time zone {excerpt(name)}; use an IANA name such as Asia/Shanghai or UTC", key)
         return "UTC"
     return name
 
@@ -134,7 +136,7 @@ def _read_target_blocks(
         if not isinstance(t, dict) or "alerts" not in t:
             continue
         name = str(t.get("name"))
-        where = f"targets[{name}]" if t.get("name") is not None else f"targets[{i}]"  # as the target's own errors
+        where = f"targets[{clip(name, 63)}]" if t.get("name") is not None else f"targets[{i}]"  # as its own errors
         r = Reader(t["alerts"], f"{where}.alerts", problems, path)
         if not has_alerts:
             r.error("needs a top-level alerts: section with the channels")
@@ -182,7 +184,7 @@ def _read_window(r: Reader, targets: set[str]) -> Window | None:
     tz = ZoneInfo(tz_name)
     names = read_str_list(r, "targets")
     for unknown in (n for n in names if n not in targets):
-        r.error(f"unknown target '{unknown}'", "targets")
+        r.error(f"unknown target {excerpt(unknown)}", "targets")
     raw_start, raw_end = r.get("start"), r.get("end")
     length = r.seconds("duration", None)
     every = read_str_list(r, "every")
@@ -206,7 +208,7 @@ def _read_window(r: Reader, targets: set[str]) -> Window | None:
         for day in every:
             key = day.strip().lower()[:3]
             if key not in DAYS or not day.strip().lower().startswith(key):
-                r.error(f"'{day}' is not a weekday (mon, tue, ... sun)", "every")
+                r.error(f"{excerpt(day)} is not a weekday (mon, tue, ... sun)", "every")
             else:
                 days.append(DAYS[key])
         return Window(
@@ -223,7 +225,7 @@ def _read_window(r: Reader, targets: set[str]) -> Window | None:
     if raw_end is not None:
         end = _moment(r, "end", raw_end, tz)
     elif length is not None and start is not None:
-        end = start + timedelta(seconds=length)
+        end = _window_end(r, start, length)
     else:
         r.error("is required: when the window closes (or give duration)", "end")
         return None
@@ -235,11 +237,29 @@ def _read_window(r: Reader, targets: set[str]) -> Window | None:
     return Window(name or "?", tz_name, names, start=start, end=end)
 
 
+def _window_end(r: Reader, start: datetime, length: float) -> datetime | None:
+    """start + duration, or None (with the problem recorded) when that is past what a datetime holds."""
+    try:
+        return _in_range(start + timedelta(seconds=length))
+    except OverflowError:
+        r.error("the window would end after the year 9999: give a shorter duration or an earlier start", "duration")
+        return None
+
+
 def _moment(r: Reader, key: str, value: Any, tz: ZoneInfo) -> datetime | None:
     """A date and time; without an offset it is in the window's timezone."""
     try:
         moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).strip())
+        moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
+        return _in_range(moment)
     except ValueError:
-        r.error(f"'{value}' is not a date and time such as 2026-12-01T02:00", key)
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
+        r.error(f"{excerpt(value)} is not a date and time such as 2026-12-01T02:00", key)
+    except OverflowError:
+        r.error(f"{excerpt(value)} is out of range: a window lies between the years 1 and 9999 in UTC too", key)
+    return None
+
+
+def _in_range(moment: datetime) -> datetime:
+    """`moment` if it converts to UTC, which the policy does with every window; OverflowError if not."""
+    moment.astimezone(timezone.utc)
+    return moment

@@ -10,7 +10,15 @@ Delivery rules (PRODUCT.md, "Alerting semantics"):
   answer is lost (timeout after sending, process killed), the next round resends exactly that
   batch with the same id — DingTalk's msgUuid drops the duplicate — instead of mixing it into a
   new message or falling back to another channel (which could deliver it twice). After three such
-  unanswered attempts it falls back anyway: a possible duplicate beats a lost alert.
+  unanswered attempts its notifications also go to the next channel of their route (a possible
+  duplicate on another channel beats a lost alert).
+- a batch that may have arrived (an attempt went unanswered) keeps its id on its channel until that
+  channel accepts it or every notification in it was delivered elsewhere: whenever it is sent there
+  again, it is the same message (the same id, never a notification more). New notifications for that
+  channel wait for it and then go in a message of their own; so a channel that never answers holds
+  its later notifications pending (counted in the round's summary) unless another channel takes them.
+- a notification accepted by a channel leaves the outbox at once, before the next write-ahead;
+- if a write-ahead fails (the store broke, the lease was lost), nothing more is sent this round.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from shared import logs
 from shared.alerts.channels import Channel, Delivery, Message
 from shared.alerts.policy import Notification, NotificationKind, iso
 from shared.credentials.provider import TokenProvider
+from shared.state.store import StoreError
 
 MAX_PENDING = 500  # a month of hourly reminders for a dozen targets with every channel down
 MAX_AMBIGUOUS = 3
@@ -81,6 +90,7 @@ class Report:
     outcomes: dict[str, str] = field(default_factory=dict)  # channel -> "ok" | error | deferred reason
     messages: int = 0
     sizes: dict[str, int] = field(default_factory=dict)  # channel -> notifications in its message
+    stopped: str | None = None  # a write-ahead failed: why nothing more was sent
 
     @property
     def sent(self) -> int:
@@ -147,13 +157,19 @@ async def deliver(
         outbox.inflight[channel.name] = {"ids": [n.id for n in batch], "msg_id": msg_id, "attempts": attempts}
         if channel.rate_limit:
             state.setdefault("sends", []).append(stamp)  # pruned to the window above, so it stays small
-        checkpoint()  # write-ahead: a crash after sending resends this exact message, same id
+        try:
+            checkpoint()  # write-ahead: a crash after sending resends this exact message, same id
+        except StoreError as exc:
+            report.stopped = str(exc)
+            report.outcomes[channel.name] = f"not sent: {exc}"
+            break
         message = Message(msg_id, tuple(sorted(batch, key=lambda n: n.rank)), now, status_page_url, tz)
         delivery = await _send(channel, message, tokens)
         report.messages += 1
         report.sizes[channel.name] = len(batch)
         if delivery.ok:
             accepted.update(n.id for n in batch)
+            outbox.pending = [n for n in outbox.pending if n.id not in accepted]  # before the next write-ahead
             report.accepted[channel.name] = [n.id for n in batch]
             del outbox.inflight[channel.name]
             state.update(last_ok=iso(now), last_error=None)
@@ -163,14 +179,22 @@ async def deliver(
         if delivery.ambiguous and attempts < MAX_AMBIGUOUS:
             report.outcomes[channel.name] = f"{delivery.error} (no answer: the same message is retried next round)"
             continue
-        del outbox.inflight[channel.name]
-        for n in batch:
-            frozen.pop(n.id, None)
-        failed.add(channel.name)
         if delivery.retry_after_s:
             state["blocked_until"] = stamp + delivery.retry_after_s
+        failed.add(channel.name)
+        for n in batch:
+            frozen.pop(n.id, None)  # free to go to the next channel of their route this round
+        if delivery.ambiguous or attempts > 1:  # an attempt may have arrived: the batch keeps its id here
+            report.outcomes[channel.name] = (
+                f"{delivery.error} (unconfirmed after {attempts} attempts: the next channel takes it now, "
+                "and it is resent here only as the same message)"
+            )
+            continue
+        del outbox.inflight[channel.name]
         report.outcomes[channel.name] = str(delivery.error)
-    outbox.pending = [n for n in outbox.pending if n.id not in accepted]
+    waiting = {n.id for n in outbox.pending}
+    for name in [c for c, rec in outbox.inflight.items() if not waiting.intersection(rec.get("ids", []))]:
+        del outbox.inflight[name]  # every notification of that batch was delivered (here or elsewhere)
     return report
 
 

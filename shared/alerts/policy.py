@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from shared.state.document import Vocabulary
 from shared.text_enum import TextEnum
 from shared.verdict.result import ProbeResult
 from shared.verdict.status import Status
@@ -54,13 +55,23 @@ class DegradedPolicy(TextEnum):
 
 
 class NotificationKind(TextEnum):
-    """A new alert, a firing alert whose severity changed, a reminder, a recovery: in the order a
-    message lists them. NEW's value is "firing", as state.json and the log lines have always had it."""
+    """In the order a message lists them: a notice about vpcprobe itself (its alert state was rebuilt),
+    a new alert, a firing alert whose severity changed, a target that cannot be judged (the prober is
+    overloaded), a reminder, a recovery, a target judged again. NEW's value is "firing", as state.json
+    and the log lines have always had it."""
 
+    NOTICE = "notice"
     NEW = "firing"
     CHANGED = "changed"
+    UNJUDGED = "unjudged"
     REMINDER = "reminder"
     RESOLVED = "resolved"
+    JUDGED = "judged"
+
+    @property
+    def clears(self) -> bool:
+        """Whether it says a condition is over (a recovery): no mention, and `send_resolved` applies."""
+        return self in (NotificationKind.RESOLVED, NotificationKind.JUDGED)
 
 
 _SEVERITY_RANK = {Severity.CRITICAL: 2, Severity.WARNING: 1, None: 0}
@@ -69,12 +80,14 @@ _KIND_RANK = {kind: i for i, kind in enumerate(NotificationKind)}
 
 @dataclass(frozen=True)
 class Policy:
-    """When a target alerts. `repeat_interval_s` None = no reminders."""
+    """When a target alerts. `repeat_interval_s` None = no reminders. `unknown_threshold`: consecutive
+    `unknown` rounds after which people hear the target cannot be judged (0 = never)."""
 
     failure_threshold: int = 2
     success_threshold: int = 1
     repeat_interval_s: float | None = 3600.0
     degraded: DegradedPolicy = DegradedPolicy.WARNING
+    unknown_threshold: int = 3
 
 
 @dataclass(frozen=True)
@@ -134,6 +147,10 @@ class TargetState:
     muted_by: str | None = None  # the window that muted a change not yet reported
     shift: Severity | None = None  # a different severity seen while firing ...
     shift_count: int = 0  # ... for this many consecutive rounds
+    seq: int = 0  # notifications made for this target: part of each one's id
+    unknown_rounds: int = 0  # consecutive `unknown` rounds (no news for the fields above)
+    unknown_since: str | None = None  # the first of them
+    unjudged_told: bool = False  # people were told it cannot be judged, and not yet that it is again
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in _TARGET_FIELDS}  # plain values: no asdict deep copy
@@ -190,6 +207,9 @@ class Notification:
 
 _TARGET_FIELDS = tuple(f.name for f in fields(TargetState))
 _NOTE_FIELDS = tuple(f.name for f in fields(Notification))
+VOCABULARY = Vocabulary(
+    states=frozenset(AlertState), severities=frozenset(Severity), kinds=frozenset(NotificationKind)
+)  # what state.json's enum fields may hold (shared/state/document.py checks them)
 
 
 def _severity(value: str | None) -> Severity | None:
@@ -225,8 +245,10 @@ def decide(
     """One round: the new per-target state and the notifications owed (not yet routed or sent).
 
     Targets without a result this round keep their state untouched, and so do targets whose result is
-    `unknown` (the prober was overloaded: no news). A result older than the last one used for its
-    target (a slow round finishing after a newer one) is ignored.
+    `unknown` (the prober was overloaded: no news) — except that `unknown_threshold` such rounds in a row
+    say once that the target cannot be judged, and the next judged result says it is judged again.
+    A result older than the last one used for its target (a slow round finishing after a newer one) is
+    ignored.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -235,15 +257,18 @@ def decide(
     out: list[Notification] = []
     stamp = iso(now)
     for result in results:
-        if result.status == Status.UNKNOWN:
-            continue  # the prober could not keep up: no news, neither a failure nor a recovery
         st = new.setdefault(result.target, TargetState())
         if st.last_checked and result.checked_at and _older(result.checked_at, st.last_checked):
             continue
-        st.last_checked = result.checked_at or st.last_checked
         pol = policy_for(result.target)
-        _step(st, severity_of(result.status, pol), result.status, pol, stamp)
         muting = next((w for w in windows if w.covers(result.target) and w.active(now)), None)
+        judged = _judged(st, result, pol, now, stamp, muting)
+        if judged is not None:
+            out.append(judged)
+        if result.status == Status.UNKNOWN:
+            continue  # the prober could not keep up: no news, neither a failure nor a recovery
+        st.last_checked = result.checked_at or st.last_checked
+        _step(st, severity_of(result.status, pol), result.status, pol, stamp)
         note = _notify(st, result, pol, now, stamp, muting)
         if note is not None:
             out.append(note)
@@ -304,7 +329,7 @@ def _notify(
             kind = NotificationKind.NEW
         else:
             kind = NotificationKind.RESOLVED if desired is None else NotificationKind.CHANGED
-        note = _make(st, result, kind, desired, st.notified, stamp)
+        note = _make(st, result, kind, desired, st.notified, stamp, now)
         st.notified, st.last_notified, st.muted_by = desired, stamp, None
         return note
     if muting is not None:
@@ -317,18 +342,65 @@ def _notify(
         and (now - parse_iso(st.last_notified)).total_seconds() >= pol.repeat_interval_s
     ):
         st.last_notified = stamp
-        return _make(st, result, NotificationKind.REMINDER, desired, desired, stamp)
+        return _make(st, result, NotificationKind.REMINDER, desired, desired, stamp, now)
     return None
 
 
+def _judged(
+    st: TargetState, result: ProbeResult, pol: Policy, now: datetime, stamp: str, muting: Window | None
+) -> Notification | None:
+    """The "cannot be judged" rule: count `unknown` rounds; say so once at the threshold, and say when a
+    judged result is back. A window mutes both (a target judged again inside it is not mentioned)."""
+    if result.status != Status.UNKNOWN:
+        told, st.unknown_rounds, st.unknown_since, st.unjudged_told = st.unjudged_told, 0, None, False
+        if not told or muting is not None:
+            return None
+        note = _make(st, result, NotificationKind.JUDGED, None, None, stamp, now)
+        note.code = note.message = note.remedy = None  # the verdict itself is the up/down machine's to tell
+        note.since = stamp
+        return note
+    st.unknown_rounds += 1
+    st.unknown_since = st.unknown_since or stamp
+    if st.unjudged_told or not pol.unknown_threshold or st.unknown_rounds < pol.unknown_threshold or muting is not None:
+        return None
+    st.unjudged_told = True
+    note = _make(st, result, NotificationKind.UNJUDGED, Severity.WARNING, None, stamp, now)
+    seen = f" ({result.diagnosis.message})" if result.diagnosis and result.diagnosis.message else ""
+    note.code = "prober_overloaded"
+    note.message = (
+        f"no verdict for {st.unknown_rounds} rounds in a row: the prober itself could not keep up{seen}; "
+        "alerts for this target wait until it can be judged again"
+    )
+    note.remedy = UNJUDGED_REMEDY
+    note.since = st.unknown_since
+    return note
+
+
+UNJUDGED_REMEDY = (
+    "prober overloaded: raise the function's CPU/memory or lower concurrency (or probe fewer targets per round)"
+)
+
+
+def note_id(target: str, kind: str, started: str | None, now: datetime, seq: int) -> str:
+    """A notification's id: unique per target, incident and reminder at any round rate (the target's
+    notification count and the full-precision time are part of it), stable once stored."""
+    return hashlib.sha256(f"{target}|{kind}|{started}|{now.isoformat()}|{seq}".encode()).hexdigest()[:20]
+
+
 def _make(
-    st: TargetState, r: ProbeResult, kind: NotificationKind, sev: Severity | None, prev: Severity | None, stamp: str
+    st: TargetState,
+    r: ProbeResult,
+    kind: NotificationKind,
+    sev: Severity | None,
+    prev: Severity | None,
+    stamp: str,
+    now: datetime,
 ) -> Notification:
     since = (st.since if kind == NotificationKind.RESOLVED else st.started) or stamp
-    digest = hashlib.sha256(f"{r.target}|{kind}|{st.started}|{stamp}".encode()).hexdigest()[:20]
+    st.seq += 1
     d = r.diagnosis
     return Notification(
-        id=digest,
+        id=note_id(r.target, kind, st.started, now, st.seq),
         target=r.target,
         kind=kind,
         severity=sev,

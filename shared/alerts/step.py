@@ -1,7 +1,14 @@
 """After a probe round: load state, decide, deliver through the outbox, save — under the lease.
 
 The lease makes overlapping rounds send once: a round that cannot take it only probed. The state
-document is written before every send (see outbox.py) and once more at the end.
+document is written before every send (see outbox.py) and once more at the end, each time only if
+it changed and only after checking the lease is still held. A round that lost its lease (it ran
+longer than `state.lease_ttl`) never writes again: a newer round may be writing. It stops sending
+too; whatever it already sent was written ahead with its message id while it held the lease, so the
+next round resends that exact message and DingTalk drops it as a duplicate (email carries the same
+Message-ID) — what it could not record is the acceptance, never the message. A store that cannot be
+written (read-only, full) is a StoreError: nothing is sent unrecorded, and the alerts wait in the
+previous document until it can be.
 """
 
 from __future__ import annotations
@@ -18,12 +25,12 @@ from shared import logs
 from shared.alerts.config import AlertConfig
 from shared.alerts.outbox import Outbox, deliver
 from shared.alerts.policy import TargetState, decide, iso
+from shared.alerts.rebuild import load_start
 from shared.credentials.provider import TokenProvider, shared_provider
+from shared.state.document import VERSION
 from shared.state.settings import open_store
-from shared.state.store import Store, StoreError
+from shared.state.store import LeaseLost, Store, StoreError, compact_json
 from shared.verdict.result import ProbeResult
-
-VERSION = 1
 
 
 def _owner() -> str:
@@ -60,14 +67,18 @@ async def run_alerts(
             request_id=request_id,
         )
         return {"skipped": "another round holds the alert lease"}
+    problems: list[str] = []
     try:
-        doc = store.load() or {}
-        prior = {k: TargetState.from_dict(v) for k, v in doc.get("targets", {}).items()}
-        targets, notes = decide(results, prior, now, policy=alerts.policy_for, windows=alerts.windows)
+        start = load_start(store, results, now, alerts.policy_for)
+        targets, notes = decide(results, start.targets, now, policy=alerts.policy_for, windows=alerts.windows)
+        if start.notice is not None:
+            notes.insert(0, start.notice)
+            problems.append(start.notice.message or "")
+            log.error("state_damaged", store=store.describe(), message=start.notice.message, request_id=request_id)
         if known_targets is not None:
             keep = set(known_targets)
             targets = {k: v for k, v in targets.items() if k in keep}
-        outbox = Outbox.from_doc(doc)
+        outbox = Outbox.from_doc(start.doc)
         routed = [n for n in notes if alerts.route(n.target, n.kind)]
         queued = {n.id for n in routed}
         dropped = outbox.add(routed)
@@ -88,9 +99,7 @@ async def run_alerts(
         for n in dropped:
             log.error("alert_dropped", target=n.target, kind=n.kind, notification=n.id, reason="outbox full")
 
-        def checkpoint() -> None:
-            store.save(_document(targets, outbox, now))
-
+        checkpoint = _Checkpoint(store, owner, lambda: _document(targets, outbox, now))
         checkpoint()
         report = await deliver(
             outbox,
@@ -103,15 +112,23 @@ async def run_alerts(
             checkpoint=checkpoint,
             budget_s=alerts.store.lease_ttl_s / 2,
         )
-        if not store.holds(owner):
-            fix = "raise state.lease_ttl above the alert step's duration"
-            log.error("alert_lease_lost", store=store.describe(), fix=fix)
-        checkpoint()
-        if while_held is not None:
-            try:
-                while_held(store)
-            except Exception as exc:  # the alerts are saved already: a side write never undoes them
-                log.error("while_held_failed", error=logs.redact_text(f"{type(exc).__name__}: {exc}"))
+        try:
+            if report.stopped is not None:  # a write-ahead failed: the final save would too
+                raise (LeaseLost if checkpoint.lost else StoreError)(report.stopped)
+            checkpoint()
+        except StoreError as exc:
+            problems.append(str(exc))
+            if checkpoint.lost:
+                fix = "raise state.lease_ttl above the alert step's duration"
+                log.error("alert_lease_lost", store=store.describe(), fix=fix, request_id=request_id)
+            else:
+                log.error("alert_state_not_saved", error=str(exc), request_id=request_id)
+        else:
+            if while_held is not None:
+                try:
+                    while_held(store)
+                except Exception as exc:  # the alerts are saved already: a side write never undoes them
+                    log.error("while_held_failed", error=logs.redact_text(f"{type(exc).__name__}: {exc}"))
     finally:
         try:
             store.release(owner)
@@ -134,8 +151,30 @@ async def run_alerts(
         "channels": report.outcomes,
         "ms": round((time.perf_counter() - started) * 1000, 1),
     }
+    if problems:
+        summary["problems"] = problems  # the state store's: a rebuilt document, a lost lease, a failed save
     log.info("alerts", request_id=request_id, **{k: v for k, v in summary.items() if k != "channels"})
     return summary
+
+
+class _Checkpoint:
+    """Saves the document when it changed, and only while the round holds the lease (LeaseLost if not)."""
+
+    def __init__(self, store: Store, owner: str, build: Callable[[], dict[str, Any]]) -> None:
+        self._store, self._owner, self._build = store, owner, build
+        self._saved: bytes | None = None
+        self.lost = False
+
+    def __call__(self) -> None:
+        doc = self._build()
+        data = compact_json(doc)
+        if data == self._saved:
+            return
+        if self.lost or not self._store.holds(self._owner):
+            self.lost = True
+            raise LeaseLost(f"{self._store.describe()}: this round lost the alert lease; it writes nothing more")
+        self._store.save(doc)
+        self._saved = data
 
 
 def _document(targets: dict[str, TargetState], outbox: Outbox, now: datetime) -> dict[str, Any]:

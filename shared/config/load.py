@@ -12,15 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from shared.config import urls
 from shared.config.reader import ConfigError, Reader
+from shared.config.safe_yaml import YamlError, read_yaml_file
 from shared.config.targets import ProbeSettings, Target, read_probe, read_target
 from shared.credentials.settings import CloudSettings
+from shared.errors import clip, excerpt
 
 if TYPE_CHECKING:  # loaded when a config has alerting / gateway sections, not when the handler is imported
     from shared.alerts.config import AlertConfig
+    from shared.export.settings import CloudMonitorSettings
     from shared.gateway.settings import GatewaySettings
 
 DEFAULT_PATHS = ("vpcprobe.yaml", "/code/vpcprobe.yaml")
@@ -43,6 +44,7 @@ class Config:
     cloud: CloudSettings = field(default_factory=CloudSettings)
     alerts: AlertConfig | None = None  # None: no alerts: section, nothing to send
     gateway: GatewaySettings | None = None  # None: no gateway: section
+    cloudmonitor: CloudMonitorSettings | None = None  # None: no metrics.cloudmonitor, or it is disabled
 
     def select(self, names: list[str] | None) -> list[Target]:
         """Targets by name, in config order; unknown names are an error naming the known ones."""
@@ -51,8 +53,14 @@ class Config:
         known = {t.name for t in self.targets}
         unknown = [n for n in names if n not in known]
         if unknown:
-            raise ConfigError([f"unknown target(s) {', '.join(unknown)}; configured: {', '.join(sorted(known))}"])
+            raise ConfigError([f"unknown target(s) {_some(unknown)}; configured: {_some(sorted(known))}"])
         return [t for t in self.targets if t.name in names]
+
+
+def _some(names: list[str], shown: int = 10) -> str:
+    """Names for a message, the first `shown` of them: an invoke event may name thousands."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(excerpt(n, 63) if len(n) > 63 else n for n in names[:shown]) + more
 
 
 def find_config(path: str | None = None) -> str:
@@ -76,16 +84,9 @@ def load_config(path: str | None = None, *, function_region: str | None = None) 
     """Read and validate a config file; raises ConfigError listing every problem found."""
     path = find_config(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([f"{path}: {where}invalid YAML: {problem}"]) from None
+        data = read_yaml_file(path)  # with limits: size, depth, alias expansion (config/safe_yaml.py)
+    except YamlError as exc:
+        raise ConfigError([f"{path}: {exc}"]) from None
     return parse_config(data, path=path, function_region=function_region)
 
 
@@ -115,14 +116,16 @@ def parse_config(data: Any, *, path: str = "<config>", function_region: str | No
         names.add(target.name)
         targets.append(target)
     cloud = _read_cloud(Reader(top.get("cloud"), "cloud", problems, path), region)
-    for key in ("alerts", "state", "gateway", "maintenance"):  # read below
+    for key in ("alerts", "state", "gateway", "maintenance", "metrics"):  # read below
         top.get(key)
     top.finish()
     alerts = _read_alerting(top.data, raw_targets, problems, path)
     gateway = _read_gateway(top.data, targets, raw_targets, problems, path)
+    cloudmonitor = _read_metrics(top.data, region, cloud, problems, path)
     if problems:
         raise ConfigError(problems)
-    return Config(path, region, tuple(targets), resolve, concurrency, cloud=cloud, alerts=alerts, gateway=gateway)
+    return Config(path, region, tuple(targets), resolve, concurrency, cloud=cloud, alerts=alerts, gateway=gateway,
+                  cloudmonitor=cloudmonitor)
 
 
 def _read_alerting(data: dict[str, Any], targets: list[Any], problems: list[str], path: str) -> AlertConfig | None:
@@ -150,6 +153,17 @@ def _read_gateway(
     return read_gateway(data, targets, raw_targets, problems, path)
 
 
+def _read_metrics(
+    data: dict[str, Any], region: str | None, cloud: CloudSettings, problems: list[str], path: str
+) -> CloudMonitorSettings | None:
+    """The metrics: section (the CloudMonitor export), when there is one; shared.export is imported only then."""
+    if "metrics" not in data:
+        return None
+    from shared.export.settings import read_metrics
+
+    return read_metrics(data, region, cloud, problems, path)
+
+
 _RE_ENDPOINT = re.compile(r"^(https?://)?[A-Za-z0-9.{}_-]+(:\d+)?$")
 
 
@@ -165,14 +179,14 @@ def _read_cloud(r: Reader, region: str | None) -> CloudSettings:
         if not _RE_ENDPOINT.match(value) or unknown:
             r.error(
                 f"must be a host name or http(s)://host[:port], optionally with {{region}} / {{account_id}} "
-                f"(got '{value}'), e.g. kms-vpc.{{region}}.aliyuncs.com",
+                f"(got {excerpt(value)}), e.g. kms-vpc.{{region}}.aliyuncs.com",
                 key,
             )
             continue
         endpoints[key] = value
     account_id = r.str("account_id")
     if account_id is not None and not account_id.isdigit():
-        r.error(f"must be the numeric Alibaba Cloud account id (got '{account_id}')", "account_id")
+        r.error(f"must be the numeric Alibaba Cloud account id (got {excerpt(account_id)})", "account_id")
         account_id = None
     settings = CloudSettings(
         region=region,
@@ -197,14 +211,15 @@ def _read_resolve(top: Reader, problems: list[str], path: str) -> dict[str, tupl
     for host, value in raw.items():
         values = value if isinstance(value, list) else [value]
         addrs = []
+        where = f"resolve.{clip(str(host), 60)}"
         for v in values:
-            ip, port = split_addr(str(v))
+            ip, port = split_addr(v) if isinstance(v, str) else (None, None)
             if ip is None:
-                problems.append(f"{path}: resolve.{host}: '{v}' is not an IP address or ip:port")
+                problems.append(f"{path}: {where}: {excerpt(v)} is not an IP address or ip:port")
             else:
-                addrs.append(str(v))
+                addrs.append(v)
         if not addrs:
-            problems.append(f"{path}: resolve.{host}: give at least one address")
+            problems.append(f"{path}: {where}: give at least one address")
         out[str(host).lower()] = tuple(addrs)
     return out
 

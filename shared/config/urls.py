@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from shared.errors import VpcprobeError
+from shared.errors import VpcprobeError, clip, excerpt
 
 # Regions where Model Studio offers PrivateLink (seed, Mar 2026; a later revision adds Hong Kong).
 PRIVATELINK_REGIONS = {
@@ -45,6 +45,11 @@ _RE_SERVICE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)?$")
 
 class UrlError(VpcprobeError, ValueError):
     """A URL that cannot work; the message says why and what to use instead."""
+
+
+def _q(value: str) -> str:
+    """A URL or name quoted into a message, cut short: the input may be a megabyte."""
+    return excerpt(value, 200)
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,7 @@ def check_doubled_segments(path: str, url: str) -> None:
     for a, b in zip(segments, segments[1:]):
         if a == b and a in {"v1", "api", "predict", "compatible-mode", "chat", "completions"}:
             raise UrlError(
-                f"{url}: the path repeats '/{a}/{b}'; the base URL already ends with '/{a}', "
+                f"{_q(url)}: the path repeats '/{a}/{b}'; the base URL already ends with '/{a}', "
                 "so the API path must not start with it again"
             )
 
@@ -101,35 +106,40 @@ def check_host(host: str) -> None:
     """Seed FAQ 3: private DNS names may hold letters, digits and hyphens only."""
     if "_" in host:
         raise UrlError(
-            f"host '{host}' contains an underscore: PrivateZone host records and domain names may "
+            f"host {_q(host)} contains an underscore: PrivateZone host records and domain names may "
             "only contain letters, digits and hyphens (Model Studio PrivateLink FAQ); rename the record, "
             f"e.g. '{host.replace('_', '-')}'"
         )
     if not _RE_HOST_OK.match(host):
-        raise UrlError(f"host '{host}' is not a valid DNS name (letters, digits, hyphens and dots only)")
+        raise UrlError(f"host {_q(host)} is not a valid DNS name (letters, digits, hyphens and dots only)")
+    labels = host.removesuffix(".").split(".")
+    if len(host) > 253 or any(not 0 < len(label) <= 63 for label in labels):
+        raise UrlError(
+            f"host {_q(host)} is not a valid DNS name: at most 253 characters, dot-separated labels of 1-63"
+        )
 
 
 def _split(url: str) -> tuple[str, str, int, str]:
     if "://" not in url:
         raise UrlError(
-            f"'{url}' is not a URL: give scheme and host, e.g. http://ep-xxx.dashscope.<region>.privatelink.aliyuncs.com"
+            f"{_q(url)} is not a URL: give scheme and host, e.g. http://ep-xxx.dashscope.<region>.privatelink.aliyuncs.com"
         )
     try:
         parts = urlsplit(url)
     except ValueError as exc:
-        raise UrlError(f"'{url}' is not a valid URL: {exc}") from None
+        raise UrlError(f"{_q(url)} is not a valid URL: {clip(str(exc))}") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise UrlError(f"'{url}': scheme must be http or https, not '{parts.scheme}'")
+        raise UrlError(f"{_q(url)}: scheme must be http or https, not {excerpt(parts.scheme)}")
     if parts.query or parts.fragment:
-        raise UrlError(f"'{url}': an endpoint URL takes no query string or fragment")
+        raise UrlError(f"{_q(url)}: an endpoint URL takes no query string or fragment")
     try:
         host = (parts.hostname or "").lower()
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError as exc:
-        raise UrlError(f"'{url}': {exc}") from None
+        raise UrlError(f"{_q(url)}: {clip(str(exc))}") from None
     if not host:
-        raise UrlError(f"'{url}' has no host")
+        raise UrlError(f"{_q(url)} has no host")
     if not is_ip(host):
         check_host(host)
     return scheme, host, port, parts.path.rstrip("/")
@@ -147,11 +157,11 @@ def _privatelink_region_rules(region: str, warnings: list[str]) -> None:
     if region in PRIVATELINK_UNSUPPORTED:
         raise UrlError(
             f"Model Studio private access (PrivateLink) is not supported in {PRIVATELINK_UNSUPPORTED[region]} "
-            f"({region}); use a supported region ({', '.join(PRIVATELINK_REGIONS)}) or the public endpoint"
+            f"({_q(region)}); use a supported region ({', '.join(PRIVATELINK_REGIONS)}) or the public endpoint"
         )
     if region not in PRIVATELINK_REGIONS:
         warnings.append(
-            f"region '{region}' is not in the documented PrivateLink regions ({', '.join(PRIVATELINK_REGIONS)}); "
+            f"region {_q(region)} is not in the documented PrivateLink regions ({', '.join(PRIVATELINK_REGIONS)}); "
             "check that com.aliyuncs.dashscope is offered there"
         )
 
@@ -178,15 +188,15 @@ def dashscope_endpoint(
             implied_mode, path = mode, ""
     if path:
         raise UrlError(
-            f"'{url}': a Model Studio base URL ends at the host (or at /compatible-mode/v1 or /api/v1); "
-            f"'{path}' belongs in the probe path, not the endpoint"
+            f"{_q(url)}: a Model Studio base URL ends at the host (or at /compatible-mode/v1 or /api/v1); "
+            f"{_q(path)} belongs in the probe path, not the endpoint"
         )
     found_region = None
     if m := _RE_PL_DEFAULT.match(host):
         form, found_region = "privatelink-default", m.group(1)
         if scheme == "https":
             raise UrlError(
-                f"'{url}': the endpoint's default domain supports only HTTP; use http://{host} "
+                f"{_q(url)}: the endpoint's default domain supports only HTTP; use http://{host} "
                 f"or the custom domain https://vpc-{found_region}.dashscope.aliyuncs.com"
             )
         _privatelink_region_rules(found_region, warnings)
@@ -205,7 +215,7 @@ def dashscope_endpoint(
     else:
         form = "custom"
     if region and found_region and region != found_region:
-        raise UrlError(f"'{url}' is in region {found_region} but the target says region {region}")
+        raise UrlError(f"{_q(url)} is in region {found_region} but the target says region {_q(region)}")
     return (
         Endpoint("dashscope", form, scheme, host, port, "", found_region or region, None, tuple(warnings)),
         implied_mode,
@@ -226,10 +236,10 @@ def _build_dashscope_url(region: str | None, endpoint_id: str | None, domain: st
     if domain == "public":
         if region not in DASHSCOPE_PUBLIC:
             raise UrlError(
-                f"no public Model Studio endpoint known for region '{region}' ({', '.join(DASHSCOPE_PUBLIC)})"
+                f"no public Model Studio endpoint known for region {_q(region)} ({', '.join(DASHSCOPE_PUBLIC)})"
             )
         return DASHSCOPE_PUBLIC[region]
-    raise UrlError(f"domain must be one of default, custom, public (got '{domain}')")
+    raise UrlError(f"domain must be one of default, custom, public (got {_q(domain)})")
 
 
 def eas_endpoint(
@@ -248,10 +258,11 @@ def eas_endpoint(
     Gateway forms must carry /api/predict/<service>; an instance ip:port is the service itself.
     """
     if service is not None and not _RE_SERVICE.match(service):
-        raise UrlError(f"service '{service}' is not an EAS service name (group services are 'group.service')")
+        raise UrlError(f"service {_q(service)} is not an EAS service name (group services are 'group.service')")
     if url is None:
         url = _build_eas_url(region, uid, network, gateway, instance)
     scheme, host, port, path = _split(url)
+    check_doubled_segments(path, url)  # a pasted .../v1/v1/chat/completions, whichever probe mode uses it
     warnings: list[str] = []
     found_region = None
     if m := _RE_EAS_DEDICATED.match(host):
@@ -264,7 +275,7 @@ def eas_endpoint(
     else:
         form = "custom"
     if region and found_region and region != found_region:
-        raise UrlError(f"'{url}' is in region {found_region} but the target says region {region}")
+        raise UrlError(f"{_q(url)} is in region {found_region} but the target says region {_q(region)}")
 
     api_path = None
     base_path = ""
@@ -290,21 +301,23 @@ def _split_predict_path(
     segments = [s for s in path.split("/") if s]
     if segments[:2] == ["api", "predict"] and len(segments) >= 3:
         svc = segments[2]
+        if not _RE_SERVICE.match(svc):
+            raise UrlError(f"{_q(url)}: {_q(svc)} is not an EAS service name (group services are 'group.service')")
         if service and svc != service:
-            raise UrlError(f"'{url}' names service '{svc}' but the target says service '{service}'")
+            raise UrlError(f"{_q(url)} names service {_q(svc)} but the target says service {_q(service)}")
         rest = "/" + "/".join(segments[3:]) if len(segments) > 3 else None
         return f"/api/predict/{svc}", svc, rest
     if segments:
         if segments[:2] == ["api", "predict"]:
-            raise UrlError(f"'{url}': /api/predict/ must be followed by the service name")
+            raise UrlError(f"{_q(url)}: /api/predict/ must be followed by the service name")
         raise UrlError(
-            f"'{url}': EAS gateway URLs are <endpoint>/api/predict/<service> + API path; '{path}' lacks "
+            f"{_q(url)}: EAS gateway URLs are <endpoint>/api/predict/<service> + API path; {_q(path)} lacks "
             "/api/predict/<service> (a wrong path is the most common cause of 404)"
         )
     if service:
         return f"/api/predict/{service}", service, None
     if required:
-        raise UrlError(f"'{url}': say which service: add 'service' or end the URL with /api/predict/<service>")
+        raise UrlError(f"{_q(url)}: say which service: add 'service' or end the URL with /api/predict/<service>")
     return "", None, None
 
 
@@ -312,12 +325,12 @@ def _build_eas_url(region: str | None, uid: str | None, network: str, gateway: s
     if instance:
         host, _, port = instance.rpartition(":")
         if not host or not port.isdigit() or not is_ip(host.strip("[]")):
-            raise UrlError(f"instance '{instance}' must be ip:port (the instance address shown in the EAS console)")
+            raise UrlError(f"instance {_q(instance)} must be ip:port (the instance address shown in the EAS console)")
         return f"http://{instance}"
     if not (region and uid):
         raise UrlError("give either 'endpoint' (a URL) or 'region' and 'uid' (with 'gateway' for a dedicated gateway)")
     if network not in ("vpc", "public"):
-        raise UrlError(f"network must be 'vpc' or 'public' (got '{network}')")
+        raise UrlError(f"network must be 'vpc' or 'public' (got {_q(network)})")
     if gateway:
         gid = gateway.removeprefix("gw-")
         suffix = "-vpc" if network == "vpc" else ""

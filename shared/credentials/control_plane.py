@@ -98,7 +98,7 @@ class ControlPlane:
             except (binascii.Error, UnicodeDecodeError):
                 raise CloudError(f"{what}: a binary secret that is not UTF-8 text cannot be a token") from None
         logs.register_secret(value)
-        return value.strip()
+        return value  # the provider strips it, or refuses it naming the reference
 
     # EAS -------------------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from shared import logs
 from shared.credentials.errors import CloudError, CredentialError
 from shared.credentials.refs import CredentialRef
 from shared.credentials.settings import CloudSettings
+from shared.credentials.values import usable_value
 
 if TYPE_CHECKING:  # the control plane loads on the first kms:/eas: fetch: an env:-only round never imports it
     from shared.credentials.control_plane import ControlPlane, EasService
@@ -97,7 +98,7 @@ class TokenProvider:
             if not value:
                 raise CredentialError(f"{ref}: environment variable {ref.name} is not set")
             logs.register_secret(value)
-            return Resolved(value)
+            return Resolved(usable_value(ref, value))
         with self._lock:
             entry = self._cache.get(ref)
         if entry is not None and self._clock() - entry.fetched_at < self._cloud.cache_ttl_s:
@@ -145,11 +146,11 @@ class TokenProvider:
         try:
             if ref.scheme == "kms":
                 value = await asyncio.to_thread(plane.get_secret_value, ref.name, ref.stage)
-                resolved = Resolved(value, self._clock())
+                resolved = Resolved(usable_value(ref, value), self._clock())
             elif ref.scheme == "eas":
                 assert ref.region is not None
                 service, token = await asyncio.to_thread(plane.describe_service, ref.region, ref.name)
-                resolved = Resolved(token, self._clock(), service)
+                resolved = Resolved(usable_value(ref, token), self._clock(), service)
             else:
                 raise CredentialError(f"{ref}: unknown reference scheme")
         except CloudError as exc:

@@ -13,8 +13,11 @@ if TYPE_CHECKING:
     from shared.credentials.control_plane import ControlPlane
 
 # What each call needs in the function role's policy (named in errors and in the README).
-PERMISSIONS = {"kms": "kms:GetSecretValue", "eas": "eas:DescribeService", "fc": "fc:InvokeFunction"}
-PRODUCT_NAMES = {"kms": "KMS", "eas": "PAI-EAS", "fc": "Function Compute"}
+PERMISSIONS = {"kms": "kms:GetSecretValue", "eas": "eas:DescribeService", "fc": "fc:InvokeFunction",
+               "cms": "cms:PutCustomMetric"}
+PRODUCT_NAMES = {"kms": "KMS", "eas": "PAI-EAS", "fc": "Function Compute", "cms": "CloudMonitor"}
+# The setting that names a product's API host (default: cloud.<product>_endpoint).
+ENDPOINT_SETTINGS = {"cms": "metrics.cloudmonitor.endpoint"}
 
 
 def classify(
@@ -43,7 +46,8 @@ def classify(
         return CloudError(
             f"{what}: cannot reach the {name} API{(' at ' + host) if host else ''}{tries}: "
             f"{text or type(exc).__name__}; "
-            f"inside FC the VPC endpoint must resolve from the function's VPC (or set cloud.{product}_endpoint)",
+            f"inside FC the VPC endpoint must resolve from the function's VPC (or set "
+            f"{ENDPOINT_SETTINGS.get(product, f'cloud.{product}_endpoint')})",
             kind="network",
         )
     if status == 429 or "throttl" in lowered or lowered in ("resourcethrottled", "toomanyrequests"):

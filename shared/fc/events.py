@@ -10,7 +10,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from shared.errors import VpcprobeError
+from shared.errors import VpcprobeError, clip, excerpt
+
+# A probe event names a few targets; FC would hand over up to its 32 MB payload limit.
+MAX_EVENT_BYTES = 1024 * 1024
+MAX_NAME_CHARS = 63  # a target name's limit (config/targets.py)
 
 
 class BadEvent(VpcprobeError, ValueError):
@@ -26,18 +30,24 @@ class ProbeRequest:
 
 
 def _json(raw: Any, what: str) -> Any:
+    if isinstance(raw, (bytes, bytearray, str)) and len(raw) > MAX_EVENT_BYTES:
+        raise BadEvent(f"{what} is over {MAX_EVENT_BYTES // 1024} KiB; a probe event names targets, nothing more")
     if isinstance(raw, (bytes, bytearray)):
         try:
             raw = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise BadEvent(f"{what} is not UTF-8 text") from None
+        except UnicodeDecodeError as exc:
+            raise BadEvent(f"{what} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
     if isinstance(raw, str):
         if not raw.strip():
             return {}
         try:
             return json.loads(raw)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise BadEvent(f"{what} is not valid JSON ({exc.msg} at position {exc.pos})") from None
+        except ValueError:  # valid JSON that Python will not read: an integer of over 4300 digits
+            raise BadEvent(f"{what} holds a number too long to read (over 4300 digits)") from None
+        except RecursionError:
+            raise BadEvent(f"{what} nests too deep") from None
     return raw
 
 
@@ -46,8 +56,8 @@ def _targets(value: Any, what: str) -> list[str] | None:
         return None
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise BadEvent(f"{what}.targets must be a target name or a list of target names")
+    if not isinstance(value, list) or not all(isinstance(v, str) and 0 < len(v) <= MAX_NAME_CHARS for v in value):
+        raise BadEvent(f"{what}.targets must be a target name or a list of target names (1-63 characters each)")
     return value or None
 
 
@@ -65,15 +75,25 @@ def parse_probe_event(event: Any) -> ProbeRequest:
         return ProbeRequest(
             "timer",
             _targets(payload.get("targets"), "timer payload"),
-            trigger_time=str(data.get("triggerTime") or "") or None,
+            trigger_time=_trigger_time(data.get("triggerTime")),
             alert=_bool(payload.get("alert", True), "timer payload.alert"),
         )
-    unknown = set(data) - {"targets", "alert"}
+    unknown = sorted(str(k) for k in set(data) - {"targets", "alert"})
     if unknown:
-        raise BadEvent(f"unknown invoke field(s) {', '.join(sorted(unknown))}; expected targets, alert")
+        names = ", ".join(clip(k, 30) for k in unknown[:5]) + (f" and {len(unknown) - 5} more" if unknown[5:] else "")
+        raise BadEvent(f"unknown invoke field(s) {names}; expected targets, alert")
     return ProbeRequest(
         "invoke", _targets(data.get("targets"), "invoke"), alert=_bool(data.get("alert", True), "alert")
     )
+
+
+def _trigger_time(value: Any) -> str | None:
+    """FC's `triggerTime` (2026-11-22T07:49:00Z); it goes into the round's log line, so it stays short."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or len(value) > 64:
+        raise BadEvent(f"triggerTime must be a time such as 2026-11-22T07:49:00Z (got {excerpt(value, 30)})")
+    return value
 
 
 def _bool(value: Any, what: str) -> bool:

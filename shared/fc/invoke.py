@@ -136,16 +136,16 @@ def _invoke_fc2(
     what = f"FC 2.0 InvokeFunction({function}{':' + qualifier if qualifier else ''}, {'Async' if is_async else 'Sync'})"
 
     def call() -> Any:
-        import fc2
-
+        fc2 = _fc2_without_retries()
         key = plane.access_key()
         endpoint = plane.endpoint("fc", region)
+        read_timeout = plane.settings.timeout_s if is_async else SYNC_READ_TIMEOUT_S
         client = fc2.Client(
             endpoint=endpoint if "://" in endpoint else f"https://{endpoint}",
             accessKeyID=key.access_key_id,
             accessKeySecret=key.access_key_secret,
             securityToken=key.security_token or "",
-            Timeout=plane.settings.timeout_s if is_async else SYNC_READ_TIMEOUT_S,
+            Timeout=(plane.settings.timeout_s, read_timeout),  # requests' (connect, read)
         )
         headers = {"x-fc-invocation-type": "Async" if is_async else "Sync"}
         try:
@@ -155,7 +155,8 @@ def _invoke_fc2(
                 return exc  # the function ran and failed (x-fc-error-type): a result, not a failed call
             raise
 
-    # fc2 itself retries 500/502/504 five times; we add bounded retries for throttling only.
+    # As on FC 3.0: throttled and unreachable calls are retried a bounded number of times, a 5xx never
+    # (the function may have run).
     response = plane.call(what, "fc", region, call, retry_server_errors=False)
     if isinstance(response, Exception):
         return _fc2_function_error(function, is_async, response)
@@ -179,6 +180,18 @@ def _fc2_function_error(function: str, is_async: bool, exc: Any) -> Invocation:
     error_type = (body.get("errorType") if isinstance(body, dict) else None) or "FunctionError"
     data = json.dumps(body).encode()
     return Invocation(function, "fc2", is_async, int(exc.status_code), request_id, data, error_type)
+
+
+def _fc2_without_retries() -> Any:
+    """The fc2 module, with its own retries turned off: it retries every connection failure and 500/502/504
+    five times with exponential backoff (1 + 2 + 4 + 8 + 16 s) inside each of our attempts, so an API
+    host that does not resolve took 92 s to report. Its retry settings are module globals read per call."""
+    import fc2
+    import fc2.client
+
+    fc2.client.retries = 0
+    fc2.client.status_forcelist = ()
+    return fc2
 
 
 def _runtime_options() -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 from shared import logs
 from shared.config.load import Config, ConfigError, load_config
 from shared.credentials.provider import shared_provider
-from shared.errors import VpcprobeError
+from shared.errors import VpcprobeError, clip
 from shared.fc.events import BadEvent, parse_probe_event
 from shared.probe import loop
 from shared.probe.engine import Prober
@@ -58,17 +58,63 @@ def _alert_config(config: Config) -> Any:
     return alerts
 
 
-def _alert_step(prober: Prober, alerts: Any, results: list[ProbeResult], request_id: str | None) -> dict[str, Any]:
-    """Decide, send and save after the round; a store or channel failure never loses the round's results."""
+def _alert_step(
+    prober: Prober, alerts: Any, results: list[ProbeResult], request_id: str | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Decide, send and save after the round, then record its history under the same lease; a store or
+    channel failure never loses the round's results. Returns the summary's `alerts` and `history` parts."""
     from shared.alerts.step import run_alerts
 
     known = [t.name for t in prober.config.targets]
+    history: dict[str, Any] = {"skipped": "the alert step did not hold the store lease"}
+
+    def record(store: Any) -> None:  # runs after the alert state is saved: it cannot undo a sent alert
+        history.clear()
+        history.update(_record_history(prober, results, request_id, store=store))
+
     try:
-        step = run_alerts(alerts, results, tokens=prober.tokens, known_targets=known, request_id=request_id)
-        return asyncio.run(step)
+        step = run_alerts(
+            alerts, results, tokens=prober.tokens, known_targets=known, request_id=request_id, while_held=record
+        )
+        return asyncio.run(step), history
     except Exception as exc:
         logs.get_logger("vpcprobe.alerts").error("alerts_failed", error=exc, request_id=request_id)
-        return {"error": logs.redact_text(f"{type(exc).__name__}: {exc}")}
+        return {"error": logs.redact_text(f"{type(exc).__name__}: {exc}")}, history
+
+
+def _record_history(
+    prober: Prober, results: list[ProbeResult], request_id: str | None, *, store: Any = None
+) -> dict[str, Any]:
+    """The round's history: under the alert step's lease when it passes its `store`, else under a lease of
+    its own on the configured store (StoreSettings' default without a state: section). Returns the summary's
+    `history` part; a failure is logged and reported there, never raised: history never fails a round."""
+    from shared.history.record import record_round, record_with_lease
+    from shared.state.settings import StoreSettings, open_store
+
+    log = logs.get_logger("vpcprobe.history")
+    try:
+        if store is not None:
+            report = record_round(store, results)
+        else:
+            settings = prober.config.alerts.store if prober.config.alerts is not None else StoreSettings()
+            report = record_with_lease(open_store(settings), results, settings.lease_ttl_s)
+            if report is None:
+                reason = "another round holds the store lease and records its own history"
+                log.info("history_skipped", reason=reason, request_id=request_id)
+                return {"skipped": reason}
+    except Exception as exc:
+        error = logs.redact_text(f"{type(exc).__name__}: {exc}")
+        log.error("history_failed", error=error, request_id=request_id)
+        return {"error": error}
+    return report.to_dict()
+
+
+def _cloudmonitor(config: Config, results: list[ProbeResult], context: Any, request_id: str | None) -> dict[str, Any]:
+    """The round's figures to CloudMonitor; the SDK and exporter load only for a config that exports."""
+    from shared.export.cloudmonitor import export
+
+    assert config.cloudmonitor is not None
+    return export(config.cloudmonitor, results, context=context, request_id=request_id)
 
 
 def summarize(results: list[ProbeResult]) -> dict[str, Any]:
@@ -111,7 +157,11 @@ def run_probe_event(
     if prober.last_lag is not None:  # the prober's own event-loop lag this round: is the prober the problem?
         summary["loop_lag_ms"] = prober.last_lag.to_dict()
     if request.alert and alerts is not None:
-        summary["alerts"] = _alert_step(prober, alerts, results, request_id)
+        summary["alerts"], summary["history"] = _alert_step(prober, alerts, results, request_id)
+    else:
+        summary["history"] = _record_history(prober, results, request_id)
+    if prober.config.cloudmonitor is not None:  # optional export (metrics.cloudmonitor): never fails the round
+        summary["cloudmonitor"] = _cloudmonitor(prober.config, results, context, request_id)
     log.info(
         "round",
         source=request.source,
@@ -135,6 +185,24 @@ def _refused(exc: VpcprobeError, log: Any, request_id: str | None) -> dict[str, 
 
 
 def handle(event: Any, context: Any = None, *, config_path: str | None = None) -> str:
-    """The FC handler's body: returns the round summary as JSON text (FC's return type)."""
-    summary, _results = run_probe_event(event, context, config_path=config_path)
-    return json.dumps(summary)
+    """The FC handler's body: returns the round summary as JSON text (FC's return type), never raises.
+
+    A handler that raises fails every call of a timer with a traceback as the answer; whatever escapes
+    the round is answered as an error reply instead, and logged."""
+    try:
+        summary, _results = run_probe_event(event, context, config_path=config_path)
+        return json.dumps(summary)
+    except Exception as exc:
+        return json.dumps(_crashed(exc, getattr(context, "request_id", None)))
+
+
+def _crashed(exc: Exception, request_id: str | None) -> dict[str, Any]:
+    """The reply to a round that raised something vpcprobe did not expect (a bug): the exception's type and
+    redacted, clipped message, where it was raised, never the traceback; the log line says the same."""
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    where = f"{os.path.basename(frame.tb_frame.f_code.co_filename)}:{frame.tb_lineno}" if frame else None
+    error = clip(logs.redact_text(f"{type(exc).__name__}: {exc}"))
+    logs.get_logger("vpcprobe.probe").error("handler_crashed", error=error, where=where, request_id=request_id)
+    return {"ok": False, "error": f"internal error: {error}", "where": where}

@@ -21,9 +21,12 @@ from shared.credentials.provider import TokenProvider, shared_provider
 from shared.errors import VpcprobeError
 from shared.gateway.errors import ErrorType, GatewayError
 from shared.gateway.health import ProbeHealth
+from shared.gateway.history_cache import HistoryCache
 from shared.gateway.keys import KeyRing
+from shared.gateway.probe_route import OnDemandProbe
 from shared.gateway.routes import Route, RouteKind, route_request, upstream_path_for_model
 from shared.gateway.settings import DEFAULT_BODY_LIMITS, GatewayKey, GatewaySettings
+from shared.gateway.status_routes import HistoryRoutes, as_key_authorization, with_basic_challenge
 from shared.gateway.upstream import (
     UpstreamClient,
     UpstreamError,
@@ -52,6 +55,7 @@ _RESPONSE_DROP = _HOP_BY_HOP | {b"date", b"server"}
 _DROP_PREFIXES = (b"x-fc-", b"proxy-")
 _JSON = [(b"content-type", b"application/json")]
 _HEALTH_BODY = b'{"status":"ok"}'
+_HISTORY_ROUTES = frozenset({RouteKind.STATUS, RouteKind.STATUS_JSON, RouteKind.METRICS})
 
 
 class GatewayApp:
@@ -63,6 +67,8 @@ class GatewayApp:
         self.tokens = tokens
         self.keys = KeyRing(settings.keys, tokens)
         self.health = ProbeHealth(config, ttl_s=settings.state_ttl_s)
+        self.on_demand = OnDemandProbe(config, settings, tokens)  # POST /probe
+        self.history = HistoryRoutes(HistoryCache(config, ttl_s=settings.state_ttl_s))
         self.targets: dict[str, Target] = {t.name: t for t in config.targets}
         # The OpenAI base URL reads a body before it knows the target: the largest limit of any kind.
         kinds = {t.kind for t in self.targets.values()} or {"dashscope"}
@@ -131,6 +137,10 @@ class GatewayApp:
                 ex.route = route.kind
                 await _send_bytes(send, 200, _HEALTH_BODY, _JSON, head=ex.method == "HEAD")
                 return  # health checks every few seconds: not logged
+            if route is not None and route.kind in _HISTORY_ROUTES:
+                ex.route = route.kind
+                await self._history_view(ex, route, send)
+                return
             key = await self.keys.authenticate(ex.header(b"authorization"))
             ex.key = key.name
             if unrouted is not None:
@@ -138,6 +148,9 @@ class GatewayApp:
             assert route is not None
             ex.route = route.kind
             self.keys.check_rate(key)
+            if route.kind is RouteKind.PROBE:
+                await self._probe(ex, key, route, send)
+                return
             if route.kind is RouteKind.MODELS:
                 await self._models(ex, key, send)
             else:
@@ -189,6 +202,26 @@ class GatewayApp:
         ex.status = 200
         ex.bytes_out = len(body)
         await _send_bytes(send, 200, body, _JSON)
+
+    async def _history_view(self, ex: _Exchange, route: Route, send: Send) -> None:
+        """GET /status, /status.json, /metrics: public with gateway.status.public; else a gateway key, also as
+        the HTTP Basic password (a browser's login prompt). A key sees the targets it may use; no rpm counted."""
+        key: GatewayKey | None = None
+        if not self.settings.status_public:
+            try:
+                key = await self.keys.authenticate(as_key_authorization(ex.header(b"authorization")))
+            except GatewayError as exc:
+                raise with_basic_challenge(exc) from None
+            ex.key = key.name
+        ex.status, body, headers = await self.history.answer(route.kind, key)
+        ex.bytes_out = len(body)
+        await _send_bytes(send, ex.status, body, headers, head=ex.method == "HEAD")
+
+    async def _probe(self, ex: _Exchange, key: GatewayKey, route: Route, send: Send) -> None:
+        """POST /probe: a round now, or handed to the probe function (shared/gateway/probe_route.py)."""
+        ex.status, body = await self.on_demand.answer(key, route.query, ex.targets)
+        ex.bytes_out = len(body)
+        await _send_bytes(send, ex.status, body, _JSON)
 
     def _models_of(self, key: GatewayKey) -> list[str]:
         return [

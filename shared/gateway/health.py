@@ -2,8 +2,10 @@
 
 Read from the alert state document (the probe function writes it after every round) without the
 lease, at most once per `ttl_s` and in a background thread, so a request never waits for NAS or OSS.
-Only a fresh, readable "down" counts: no alerts config, no document, an unreadable store or a
-verdict older than `stale_after_s` all mean "not down" — stale state must never refuse traffic.
+Only a fresh, readable "down" counts: no alerts config, no document, an unreadable store, a damaged
+document or one of another `version`, or a verdict older than `stale_after_s` all mean "not down" —
+stale state must never refuse traffic. Reading is all it does: a damaged document stays where it
+is for the probe's alert step, which holds the lease, to set aside and rebuild.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from shared import logs
+from shared.state.document import VERSION
 from shared.verdict.status import Status
 
 if TYPE_CHECKING:
@@ -111,7 +114,7 @@ class ProbeHealth:
 
     def _down_targets(self, doc: dict[str, Any]) -> list[str]:
         targets = doc.get("targets")
-        if not isinstance(targets, dict):
+        if doc.get("version") != VERSION or not isinstance(targets, dict):
             return []
         oldest = self._wall_clock() - self._stale_after_s
         down = []

@@ -34,6 +34,14 @@ class RouteKind(TextEnum):
     PASSTHROUGH = "passthrough"
     OPENAI = "openai"
     MODELS = "models"
+    PROBE = "probe"  # POST /probe: a probe round on demand (shared/gateway/probe_route.py)
+    STATUS = "status"  # GET /status: the HTML status page
+    STATUS_JSON = "status_json"  # GET /status.json: the same data
+    METRICS = "metrics"  # GET /metrics: Prometheus text exposition
+
+
+# The read-only views of the probe history (shared/gateway/status_page.py, metrics.py).
+STATUS_ROUTES = {"status": RouteKind.STATUS, "status.json": RouteKind.STATUS_JSON, "metrics": RouteKind.METRICS}
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,7 @@ class Route:
     target: Target | None = None  # PASSTHROUGH
     upstream_path: str = ""  # PASSTHROUGH: path (+ "?query") to append to target.endpoint.base_url
     openai_path: str = ""  # OPENAI: "chat/completions" | "completions" | "embeddings"
+    query: str = ""  # PROBE: the query string, as sent (?target=...&alert=...&async=...)
 
 
 def route_request(method: str, raw_path: bytes, query_string: bytes, config: Config) -> Route:
@@ -54,6 +63,12 @@ def route_request(method: str, raw_path: bytes, query_string: bytes, config: Con
         return Route(RouteKind.HEALTH)
     if first == "v1":
         return _openai_route(method, rest, path)
+    if first in STATUS_ROUTES and not rest:
+        _allow(method, ("GET", "HEAD"), path)
+        return Route(STATUS_ROUTES[first])
+    if first == "probe" and not rest:
+        _allow(method, ("POST",), path)
+        return Route(RouteKind.PROBE, query=query)
     if first in RESERVED or not first:
         raise _unknown_route(path)
     target = next((t for t in config.targets if t.name == first), None)

@@ -7,6 +7,7 @@ naming the field, never a 500 at the first request.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +22,12 @@ RESERVED = frozenset({"healthz", "v1", "probe", "status", "status.json", "metric
 KEY_SCHEMES = ("env", "kms")  # eas: is a service's own token, never a gateway key
 FC_SYNC_BODY_LIMIT = 32 * 1024 * 1024  # FC's HTTP trigger refuses larger synchronous bodies (400)
 DEFAULT_BODY_LIMITS = {"eas": EAS_BODY_LIMIT, "dashscope": FC_SYNC_BODY_LIMIT}
+DEFAULT_PROBE_FUNCTION = "vpcprobe-probe"  # s.yaml's probe function; VPCPROBE_PROBE_FUNCTION overrides (not FC_*:
+# FC reserves that prefix for its own variables)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+# What shared.fc.invoke accepts (not imported: config loading must not pull in the FC client):
+# an FC 3.0 function name, or SERVICE/NAME of a function in an FC 2.0 service.
+_FUNCTION = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_-]{0,127}/)?[A-Za-z_][A-Za-z0-9_$-]{0,127}$")
 _SIZE = re.compile(r"^(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?$", re.IGNORECASE)
 _SIZE_UNITS = {None: 1, "b": 1, "kb": 1024, "kib": 1024, "mb": 1024**2, "mib": 1024**2, "gb": 1024**3, "gib": 1024**3}
 
@@ -61,6 +67,8 @@ class GatewaySettings:
     idle_timeout_s: float = 120.0
     state_ttl_s: float = 10.0
     status_public: bool = False
+    probe_function: str = DEFAULT_PROBE_FUNCTION  # POST /probe?async=true: NAME (FC 3.0) or SERVICE/NAME (FC 2.0)
+    probe_rounds: int = 1  # POST /probe rounds one instance runs at once; more are answered 429
 
 
 def read_gateway(
@@ -88,6 +96,7 @@ def read_gateway(
     status_public = status.bool("public", base.status_public)
     status.finish()
     state_ttl = r.seconds("state_ttl", base.state_ttl_s) or base.state_ttl_s
+    probe_function, probe_rounds = _read_probe(Reader(r.get("probe"), "gateway.probe", problems, path))
     r.finish()
     return GatewaySettings(
         keys=tuple(keys),
@@ -98,6 +107,8 @@ def read_gateway(
         idle_timeout_s=idle,
         state_ttl_s=state_ttl,
         status_public=status_public,
+        probe_function=probe_function,
+        probe_rounds=probe_rounds,
     )
 
 
@@ -218,6 +229,18 @@ def _read_names(kr: Reader, field: str, known: dict[str, Any], what: str) -> fro
     if unknown:
         kr.error(f"unknown {what}(s) {', '.join(unknown)}; configured: {_known_list(known)}", field)
     return frozenset(value)
+
+
+def _read_probe(r: Reader) -> tuple[str, int]:
+    """gateway.probe: the function async rounds are handed to, and how many sync rounds run at once."""
+    default = os.environ.get("VPCPROBE_PROBE_FUNCTION") or DEFAULT_PROBE_FUNCTION
+    function = r.str("function", default) or default
+    if not _FUNCTION.match(function):
+        r.error(f"'{function[:100]}' is not a function name: give NAME (FC 3.0) or SERVICE/NAME (a function in "
+                "an FC 2.0 service)", "function")
+    rounds = r.int("concurrent_rounds", 1, minimum=1)
+    r.finish()
+    return function, rounds
 
 
 def _read_body_limits(r: Reader) -> dict[str, int]:

@@ -37,7 +37,7 @@ from shared.gateway.errors import ErrorType, GatewayError
 from shared.probe import dns
 from shared.probe.tls import cached_context
 from shared.verdict.codes import Code
-from shared.verdict.diagnose import diagnose
+from shared.verdict.diagnose import diagnose, for_tls_failure
 
 # Statuses worth another address (or the next route): throttled, EAS queue full, server errors.
 RETRY_STATUSES = frozenset({429, 450})
@@ -304,12 +304,12 @@ def classify(exc: BaseException, form: str) -> tuple[Code, str, bool]:
     if isinstance(exc, ConnectTimeout):
         return Code.CONNECT_TIMEOUT, text, True
     if isinstance(exc, TlsFailed):
-        return (Code.TLS_ON_HTTP_ONLY if form == "privatelink-default" else Code.TLS_FAILED), text, True
+        return for_tls_failure(exc.reason, form), text, True
     if isinstance(exc, ConnectFailed):
         if exc.reason is ConnectFailure.REFUSED:
             return Code.CONNECT_REFUSED, "connection refused", True
         if exc.reason is ConnectFailure.UNREACHABLE:
-            return Code.CONNECT_TIMEOUT, "no route to host", True
+            return Code.NO_ROUTE, "no route to host", True
         if exc.reason is ConnectFailure.RESET:
             return Code.CONNECTION_RESET, "connection reset while connecting", True
         return Code.CONNECT_REFUSED, text, True

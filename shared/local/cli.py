@@ -13,6 +13,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from shared.config.load import ConfigError, load_config
+from shared.errors import clip
 
 if TYPE_CHECKING:  # imported lazily at run time: each command loads only what it needs
     from shared.alerts.config import AlertConfig
@@ -44,12 +45,12 @@ def _parser() -> argparse.ArgumentParser:
         "serve", help="run locally what FC runs: the probe function on its schedule, the gateway beside it"
     )
     serve.add_argument("-c", "--config")
-    serve.add_argument("--port", type=int, default=9000, help="the gateway's port (default 9000; 0 = any free)")
+    serve.add_argument("--port", type=_port, default=9000, help="the gateway's port (default 9000; 0 = any free)")
     serve.add_argument("--host", default="127.0.0.1", help="the gateway's address (default 127.0.0.1)")
     serve.add_argument("--demo", action="store_true", help="start simulated endpoints and a demo config")
     serve.add_argument("--syaml", default="s.yaml", help="s.yaml whose timer schedule to follow")
     serve.add_argument("--schedule", help="override the schedule (FC cron, six fields, or @every 5s)")
-    serve.add_argument("--rounds", type=int, help="stop after this many rounds")
+    serve.add_argument("--rounds", type=_positive, help="stop after this many rounds")
 
     invoke = sub.add_parser("invoke", help="invoke a deployed function (NAME: FC 3.0; SERVICE/NAME: FC 2.0)")
     invoke.add_argument("function")
@@ -61,6 +62,21 @@ def _parser() -> argparse.ArgumentParser:
     invoke.add_argument("--account-id", help="default: cloud.account_id, $ALIBABA_CLOUD_ACCOUNT_ID or $FC_ACCOUNT_ID")
     invoke.add_argument("--endpoint", help="the FC API host (default <account-id>.<region>.fc.aliyuncs.com)")
     return p
+
+
+def _port(text: str) -> int:
+    """--port: 0 (any free port) to 65535; argparse turns the ValueError into a usage error (exit 2)."""
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise ValueError(text)
+    return port
+
+
+def _positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise ValueError(text)
+    return number
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -124,6 +140,8 @@ def _alert(alerts: AlertConfig, results: list[ProbeResult], prober: Prober, conf
         f"{summary['pending']} pending ({channels})",
         file=sys.stderr,
     )
+    for problem in summary.get("problems", []):
+        print(f"alerts: state store: {problem}", file=sys.stderr)
 
 
 def _targets(args: argparse.Namespace) -> int:
@@ -188,8 +206,8 @@ def _invoke(args: argparse.Namespace) -> int:
     if args.payload:
         try:
             json.loads(args.payload)
-        except ValueError as exc:
-            print(f"vpcprobe invoke: --payload is not valid JSON: {exc}", file=sys.stderr)
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep to read
+            print(f"vpcprobe invoke: --payload is not valid JSON: {clip(str(exc))}", file=sys.stderr)
             return 2
     settings = load_config(args.config).cloud if args.config else CloudSettings()
     region = args.region or settings.region or os.environ.get("VPCPROBE_REGION") or os.environ.get("FC_REGION")

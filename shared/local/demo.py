@@ -160,6 +160,7 @@ def start_demo(workdir: Path, alerts: DemoAlerts | None = None) -> tuple[Simulat
     os.environ[GATEWAY_KEY_ENV] = DEMO_GATEWAY_KEY
     config["gateway"] = {
         "keys": [{"name": "demo-app", "key": f"env:{GATEWAY_KEY_ENV}"}],
+        "state_ttl": "2s",  # the status page shows each 5-second round (the default is 10 s)
         "models": {
             "qwen-plus": [
                 {"target": "qwen-privatelink", "model": "qwen-plus"},
@@ -179,6 +180,16 @@ def start_demo(workdir: Path, alerts: DemoAlerts | None = None) -> tuple[Simulat
 
 
 FAILOVER_TARGET = "qwen-custom-domain"
+
+
+def status_lines(url: str, key: str = DEMO_GATEWAY_KEY) -> list[str]:
+    """Where to watch the demo: the status page (the demo key as the browser login's password), metrics."""
+    scheme, _, host = url.partition("://")
+    return [
+        f"demo: status page {url}/status (log in with any user name and the password {key}),",
+        f"demo:   or open {scheme}://demo:{key}@{host}/status; refreshes every 30 s; zone B dies in round 3",
+        f"demo: Prometheus metrics: curl -u demo:{key} {url}/metrics",
+    ]
 
 
 def gateway_commands(url: str, key: str = DEMO_GATEWAY_KEY) -> list[str]:

@@ -7,6 +7,8 @@ remedy the docs give. It reuses the probe engine, then explains what the engine 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import re
 from urllib.parse import urlsplit
 
 from shared.config import urls
@@ -20,6 +22,7 @@ from shared.verdict.result import ProbeResult
 from shared.verdict.status import Status
 
 OK, FAIL, WARN = "ok  ", "FAIL", "warn"
+_PREDICT = re.compile(r"^/api/predict/([^/]+)")
 
 
 def _target_for(url: str, token_env: str | None) -> tuple[Target, list[tuple[str, str, str]]]:
@@ -43,6 +46,8 @@ def _target_for(url: str, token_env: str | None) -> tuple[Target, list[tuple[str
         form = "privatelink-default" if ".privatelink." in host else "custom"
         ep = urls.Endpoint(kind, form, scheme, host, parts.port or (443 if scheme == "https" else 80), "")
         api_path = parts.path.rstrip("/") or None
+    if kind == "eas" and ep.service is None and (named := _PREDICT.match(api_path or "")):
+        ep = dataclasses.replace(ep, service=named.group(1))  # an instance ip:port: the service is in the path
     cred = CredentialRef("env", token_env) if token_env else None
     mode = "http" if api_path else "models"
     probe = ProbeSettings(mode=mode, path=api_path, retries=0, timeout_s=5.0)

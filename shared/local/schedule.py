@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
-from shared.errors import VpcprobeError
+from shared.config.safe_yaml import YamlError, read_yaml_file
+from shared.errors import VpcprobeError, excerpt
 
 # croniter < 3 does not export its CroniterError base; these two are what it raises for us.
 _CRONITER_ERRORS = (CroniterBadCronError, CroniterBadDateError)
@@ -48,6 +48,8 @@ __all__ = ["Schedule", "ScheduleError", "parse_schedule", "probe_schedule_from_s
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MAX_WALL_STEPS = 100_000  # > one repeated hour of every-second fires
+_MAX_EXPRESSION_CHARS = 1024  # six fields listing every value of each are ~600
+_MAX_EVERY = timedelta(days=366)
 _TZ_PREFIX = "CRON_TZ="
 _EVERY = "@every"
 _DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
@@ -121,17 +123,22 @@ class Schedule:
             try:
                 wall = walls.get_next(datetime)
             except _CRONITER_ERRORS as exc:  # parse-time checks make this unreachable in practice
-                raise ScheduleError(f"cron {self.expression!r}: {exc}") from exc
+                raise ScheduleError(f"cron {excerpt(self.expression)}: {exc}") from exc
             fire = wall.replace(tzinfo=self._zone).astimezone(timezone.utc)  # fold=0: first occurrence
             if fire > after:
                 return fire
-        raise ScheduleError(f"cron {self.expression!r}: no fire time found after {after.isoformat()}")
+        raise ScheduleError(f"cron {excerpt(self.expression)}: no fire time found after {after.isoformat()}")
 
 
 def parse_schedule(expression: str) -> Schedule:
     """Validate an FC timer ``cronExpression`` and return its `Schedule`; ScheduleError says why not."""
     if not isinstance(expression, str):
         raise ScheduleError(f"cron expression must be a string, got {type(expression).__name__}")
+    if len(expression) > _MAX_EXPRESSION_CHARS:
+        raise ScheduleError(
+            f"cron expression is {len(expression)} characters long; an FC timer expression is at most "
+            f"{_MAX_EXPRESSION_CHARS}: {excerpt(expression)}"
+        )
     return Schedule(expression.strip())
 
 
@@ -145,7 +152,7 @@ def _parse(expression: str) -> tuple[str, tzinfo, str | None, timedelta | None]:
         )
     zone_name, zone = "UTC", timezone.utc
     if text.startswith("TZ="):
-        raise ScheduleError(f"cron {expression!r}: FC takes the zone as 'CRON_TZ=<zone> ', not 'TZ='")
+        raise ScheduleError(f"cron {excerpt(expression)}: FC takes the zone as 'CRON_TZ=<zone> ', not 'TZ='")
     if text.startswith(_TZ_PREFIX):
         head, _, rest = text.partition(" ")
         zone_name = head[len(_TZ_PREFIX) :]
@@ -153,7 +160,8 @@ def _parse(expression: str) -> tuple[str, tzinfo, str | None, timedelta | None]:
         text = rest.strip()
         if not text:
             raise ScheduleError(
-                f"cron {expression!r} has a zone but no schedule after it; write 'CRON_TZ={zone_name} 0 0 9 * * *'"
+                f"cron {excerpt(expression)} has a zone but no schedule after it; "
+                f"write 'CRON_TZ={zone_name} 0 0 9 * * *'"
             )
     if text.startswith("@"):
         return zone_name, zone, None, _every(expression, text)
@@ -166,21 +174,21 @@ def _parse(expression: str) -> tuple[str, tzinfo, str | None, timedelta | None]:
     try:
         croniter(cron, datetime(2000, 1, 1, tzinfo=timezone.utc)).get_next(datetime)
     except CroniterBadDateError as exc:
-        raise ScheduleError(f"cron {expression!r} never fires: no month has that day-of-month") from exc
+        raise ScheduleError(f"cron {excerpt(expression)} never fires: no month has that day-of-month") from exc
     except CroniterBadCronError as exc:
-        raise ScheduleError(f"cron {expression!r} is not valid: {exc}") from exc
+        raise ScheduleError(f"cron {excerpt(expression)} is not valid: {exc}") from exc
     return zone_name, zone, cron, None
 
 
 def _zone(expression: str, name: str) -> tzinfo:
     """Load an IANA zone, or say which name is wrong."""
     if not name:
-        raise ScheduleError(f"cron {expression!r}: CRON_TZ= has no zone; write e.g. 'CRON_TZ=Asia/Shanghai '")
+        raise ScheduleError(f"cron {excerpt(expression)}: CRON_TZ= has no zone; write e.g. 'CRON_TZ=Asia/Shanghai '")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a name too long for a file name
         raise ScheduleError(
-            f"cron {expression!r}: unknown time zone {name!r} in CRON_TZ; "
+            f"cron {excerpt(expression)}: unknown time zone {excerpt(name)} in CRON_TZ; "
             "use an IANA name such as 'Asia/Shanghai' or 'Europe/Berlin'"
         ) from exc
 
@@ -190,32 +198,34 @@ def _every(expression: str, text: str) -> timedelta:
     word, _, duration = text.partition(" ")
     if word != _EVERY:
         raise ScheduleError(
-            f"cron {expression!r}: {word!r} is not an FC timer form; "
+            f"cron {excerpt(expression)}: {excerpt(word)} is not an FC timer form; "
             "use '@every <duration>' (e.g. '@every 1h') or six cron fields, seconds first"
         )
     duration = duration.strip()
     match = _DURATION.fullmatch(duration)
     if not duration or not match:
         raise ScheduleError(
-            f"cron {expression!r}: bad @every duration {duration!r}; "
+            f"cron {excerpt(expression)}: bad @every duration {excerpt(duration)}; "
             "use whole hours/minutes/seconds such as '5m', '1h30m' or '30s'"
         )
     hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    interval = timedelta(hours=hours, minutes=minutes, seconds=seconds)
-    if interval <= timedelta(0):
-        raise ScheduleError(f"cron {expression!r}: the @every interval must be longer than zero")
-    return interval
+    total = hours * 3600 + minutes * 60 + seconds  # in whole seconds first: timedelta overflows on huge hours
+    if total <= 0:
+        raise ScheduleError(f"cron {excerpt(expression)}: the @every interval must be longer than zero")
+    if total > _MAX_EVERY.total_seconds():
+        raise ScheduleError(f"cron {excerpt(expression)}: the @every interval is longer than a year (8784h)")
+    return timedelta(seconds=total)
 
 
 def _check_fields(expression: str, fields: list[str]) -> None:
     """Check field count and each field's syntax and ranges, with a message a person can act on."""
     if len(fields) == 5:
         raise ScheduleError(
-            f"cron {expression!r} has 5 fields; FC timer cron has six, seconds first: '0 {' '.join(fields)}'"
+            f"cron {excerpt(expression)} has 5 fields; FC timer cron has six, seconds first: '0 {' '.join(fields)}'"
         )
     if len(fields) != 6:
         raise ScheduleError(
-            f"cron {expression!r} has {len(fields)} fields; FC timer cron has six, "
+            f"cron {excerpt(expression)} has {len(fields)} fields; FC timer cron has six, "
             "seconds first: 'sec min hour day-of-month month day-of-week', e.g. '0 */5 * * * *'"
         )
     for spec, text in zip(_FIELDS, fields):
@@ -225,7 +235,7 @@ def _check_fields(expression: str, fields: list[str]) -> None:
 
 def _check_part(expression: str, spec: _Field, text: str, part: str) -> None:
     """One comma-separated item: ``*``, ``?``, ``a``, ``a-b``, each optionally ``/step``."""
-    where = f"cron {expression!r}: {spec.name} field {text!r}"
+    where = f"cron {excerpt(expression)}: {spec.name} field {excerpt(text)}"
     match = _PART.fullmatch(part)
     if not match:
         raise ScheduleError(
@@ -253,7 +263,7 @@ def _value(where: str, spec: _Field, token: str) -> int:
     if token.upper() in spec.names:
         return spec.names[token.upper()]
     hint = f" or one of {', '.join(spec.names)}" if spec.names else ""
-    raise ScheduleError(f"{where}: {token!r} is not a number{hint}")
+    raise ScheduleError(f"{where}: {excerpt(token)} is not a number{hint}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,18 +279,16 @@ def probe_schedule_from_syaml(path: str | Path, resource: str = "vpcprobe-probe"
     """
     path = Path(path)
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ScheduleError(f"{path}: cannot read it ({exc.strerror or exc})") from exc
-    except yaml.YAMLError as exc:
-        raise ScheduleError(f"{path}: not valid YAML: {exc}") from exc
+        doc = read_yaml_file(str(path))  # with the config's limits: size, depth, alias expansion
+    except YamlError as exc:
+        raise ScheduleError(f"{path}: {exc}") from exc
     if not isinstance(doc, dict):
         raise ScheduleError(f"{path}: expected a mapping with 'resources', got {type(doc).__name__}")
     ctx = _Refs(path, doc.get("vars") or {})
     resources = ctx.get(doc, "resources", "resources")
     if not isinstance(resources, dict) or resource not in resources:
         known = ", ".join(resources) if isinstance(resources, dict) and resources else "none"
-        raise ScheduleError(f"{path}: no resource {resource!r} under 'resources' (found: {known})")
+        raise ScheduleError(f"{path}: no resource {excerpt(resource)} under 'resources' (found: {known})")
     res = ctx.get(resources, resource, f"resources.{resource}")
     where = f"resources.{resource}.props"
     props = ctx.get(res, "props", where) if isinstance(res, dict) else None

@@ -97,6 +97,12 @@ def serve(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
             return 2
         if gateway is not None:
             print(f'gateway: {gateway.url} (GET /healthz; routes: README "Gateway"); its JSON logs: {log_path}')
+            if args.demo:
+                from shared.local.demo import status_lines
+
+                print("\n".join(status_lines(gateway.url)))
+            else:
+                print(f"status: {gateway.url}/status (a gateway key as the password), /status.json, /metrics")
         if args.demo:
             from shared.local.demo import DEMO_GATEWAY_KEY, GATEWAY_KEY_ENV, fault_script, gateway_commands
 

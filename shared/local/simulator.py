@@ -968,8 +968,8 @@ class Simulator:
                 break
             if i and delay:
                 await asyncio.sleep(delay)
+            self._note(ctx.rec, frames=i + 1)  # before the write: a client may read it and look before write returns
             await resp.write(frame)
-            self._note(ctx.rec, frames=i + 1)
         if stall_after is not None:
             await self._stall(ctx.rec)
         await resp.write_eof()

@@ -20,7 +20,7 @@ from shared.probe.deadline import Deadline, DeadlineExpired
 from shared.probe.dns import Address
 from shared.probe.request import RequestSpec
 from shared.probe.sse import read_stream
-from shared.probe.tls import cert_days_left
+from shared.probe.tls import cert_days_left, cert_not_after
 from shared.probe.transport import (
     ConnectFailed,
     ConnectionLost,
@@ -28,12 +28,13 @@ from shared.probe.transport import (
     Marks,
     ProtocolViolation,
     Request,
+    RequestRefused,
     Stage,
     TlsFailed,
     TransportError,
 )
 from shared.verdict.codes import Code
-from shared.verdict.diagnose import for_status
+from shared.verdict.diagnose import for_status, for_tls_failure
 
 MAX_BODY = 64 * 1024
 
@@ -49,6 +50,7 @@ class Attempt:
     code: Code | None = None
     detail: str = ""
     tls_days_left: int | None = None
+    tls_not_after: str | None = None
 
 
 async def try_address(
@@ -69,9 +71,11 @@ async def try_address(
     marks = exchange.marks
     start = time.perf_counter()
     try:
+        request = request or wire_request(spec, target)
+        request.wire()  # a header that cannot be sent is refused before any connection is opened
         async with Deadline(settings.timeout_s):
             await exchange.open(addr.ip, addr.port, tls if ep.scheme == "https" else None, ep.host)
-            await _exchange(exchange, request or wire_request(spec, target), spec, target, out)
+            await _exchange(exchange, request, spec, target, out)
     except DeadlineExpired:
         out.code, what = _timeout_phase(marks, spec.stream)
         out.detail = f"{addr.ip}:{addr.port}: no {what} within {settings.timeout_s:g}s"
@@ -85,6 +89,7 @@ async def try_address(
     out.blackbox_phases.update(_blackbox_phases(marks, end))
     # Certificate parsing (cryptography.x509) happens here, after every timestamp was taken.
     out.tls_days_left = cert_days_left(exchange.peer_cert_der)
+    out.tls_not_after = cert_not_after(exchange.peer_cert_der)
     return out
 
 
@@ -120,20 +125,21 @@ async def _exchange(exchange: Exchange, request: Request, spec: RequestSpec, tar
 
 
 def _upstream_message(body: bytes) -> str:
-    """The upstream's own error code/message, shortened; it helps, and it never holds our secret."""
+    """The upstream's own error code/message, shortened after redaction (a secret cut in half by the
+    shortening would no longer match)."""
     text = body[:2048].decode("utf-8", "replace").strip()
     if not text:
         return " (empty body)"
     try:
         data = json.loads(text)
     except ValueError:
-        return f": {logs.redact_text(text[:200])}"
+        return f": {logs.redact_text(text)[:200]}"
     if isinstance(data, dict):
         err = data.get("error") if isinstance(data.get("error"), dict) else data
         code, message = err.get("code"), err.get("message") or err.get("detail")
         if code or message:
-            return ": " + logs.redact_text(" ".join(str(x) for x in (code, message) if x)[:200])
-    return f": {logs.redact_text(text[:200])}"
+            return ": " + logs.redact_text(" ".join(str(x) for x in (code, message) if x))[:200]
+    return f": {logs.redact_text(text)[:200]}"
 
 
 def _timeout_phase(marks: Marks, stream: bool) -> tuple[Code, str]:
@@ -159,12 +165,14 @@ def _classify_error(exc: TransportError, form: str | None) -> tuple[Code, str]:
         if exc.errno == errno.ECONNREFUSED:
             return Code.CONNECT_REFUSED, "connection refused"
         if exc.errno in _UNREACHABLE:
-            return Code.CONNECT_TIMEOUT, "no route to host"
+            return Code.NO_ROUTE, f"{text.lower()} ({errno.errorcode[exc.errno]})"
         if exc.errno == errno.ECONNRESET:
             return Code.CONNECTION_RESET, text
         return Code.CONNECT_REFUSED, text
     if isinstance(exc, TlsFailed):
-        return (Code.TLS_ON_HTTP_ONLY if form == "privatelink-default" else Code.TLS_FAILED), text
+        return for_tls_failure(exc.reason, form), text
+    if isinstance(exc, RequestRefused):
+        return Code.REQUEST_HEADER_INVALID, text
     if isinstance(exc, ConnectionLost):
         return Code.CONNECTION_RESET, text
     if isinstance(exc, ProtocolViolation):

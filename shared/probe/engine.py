@@ -213,6 +213,7 @@ class Prober:
         result.blackbox_phases_ms = dict(lead.blackbox_phases_ms)
         result.http_status = lead.http_status
         result.tls_days_left = lead.tls_days_left
+        result.tls_not_after = min((a.tls_not_after for a in result.addresses if a.tls_not_after), default=None)
         result.status, result.diagnosis = target_verdict(
             result.addresses, host=ep.host, expect_private=ep.expect_private and res.source != "literal"
         )
@@ -244,6 +245,7 @@ class Prober:
         if attempt.phases.get("total") is not None:
             attempt.phases["total"] += res.elapsed_ms
         out.phases_ms, out.http_status, out.tls_days_left = attempt.phases, attempt.http_status, attempt.tls_days_left
+        out.tls_not_after = attempt.tls_not_after
         out.blackbox_phases_ms = {"resolve": res.elapsed_ms, **attempt.blackbox_phases}
         ep = target.endpoint
         out.status, out.diagnosis = address_verdict(

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.config.targets import Target
-from shared.config.urls import DASHSCOPE_API_PREFIX
 
 USER_AGENT = "vpcprobe/0.1"
 
@@ -33,13 +32,11 @@ def build_request(target: Target, token: str | None) -> RequestSpec:
         headers["X-DashScope-WorkSpace"] = target.workspace
     body: Any = None
     method = "GET"
-    if settings.mode == "models":
-        path = "/compatible-mode/v1/models" if target.kind == "dashscope" else "/v1/models"
-    elif settings.mode == "chat":
+    path = target.request_path
+    if settings.mode == "chat":
         method = "POST"
         messages = [{"role": "user", "content": "ping"}]
         if target.kind == "dashscope" and target.api == "native":
-            path = DASHSCOPE_API_PREFIX["native"] + "/services/aigc/text-generation/generation"
             body = {
                 "model": settings.model,
                 "input": {"messages": messages},
@@ -48,16 +45,11 @@ def build_request(target: Target, token: str | None) -> RequestSpec:
             if settings.stream:
                 headers["X-DashScope-SSE"] = "enable"
         else:
-            path = (
-                DASHSCOPE_API_PREFIX["compatible"] + "/chat/completions"
-                if target.kind == "dashscope"
-                else (target.api_path or "/v1/chat/completions")
-            )
             body = {"model": settings.model, "messages": messages, "max_tokens": 1}
             if settings.stream:
                 body["stream"] = True
-    else:
-        method, path, body = settings.method, settings.path or "/", settings.body
+    elif settings.mode == "http":
+        method, body = settings.method, settings.body
     if settings.stream:
         headers["Accept"] = "text/event-stream"
     headers.update(settings.headers)

@@ -28,6 +28,17 @@ def cached_context(ca_bundle: str | None, tls_verify: bool) -> ssl.SSLContext:
     return ssl_context(ca_bundle, tls_verify)
 
 
+def cert_not_after(der: bytes | None) -> str | None:
+    """The DER certificate's notAfter in RFC 3339 (blackbox's probe_ssl_earliest_cert_expiry, in /metrics)."""
+    if not der:
+        return None
+    try:
+        not_after = _not_after(der)
+    except ValueError:
+        return None
+    return not_after.isoformat().replace("+00:00", "Z")
+
+
 def cert_days_left(der: bytes | None) -> int | None:
     """Days until the DER certificate expires (read with verify off too); call it outside timed sections."""
     if not der:

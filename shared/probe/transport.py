@@ -50,7 +50,12 @@ class ConnectFailed(TransportError):
 
 
 class TlsFailed(TransportError):
-    """The TLS handshake failed (certificate, protocol, or the peer does not speak TLS)."""
+    """The TLS handshake failed (certificate, protocol, or the peer does not speak TLS); `reason` is
+    OpenSSL's (WRONG_VERSION_NUMBER: the peer answered in plain HTTP), None when there was none."""
+
+    def __init__(self, stage: Stage, message: str, errno: int | None = None, reason: str | None = None) -> None:
+        super().__init__(stage, message, errno)
+        self.reason = reason
 
 
 class ConnectionLost(TransportError):
@@ -59,6 +64,11 @@ class ConnectionLost(TransportError):
 
 class ProtocolViolation(TransportError):
     """The peer's bytes are not HTTP/1.1."""
+
+
+class RequestRefused(TransportError, ValueError):
+    """The request cannot be sent as built (a CR/LF in a header value: a credential with a trailing
+    newline); the message names the header, never its value, since the value may be a secret."""
 
 
 @dataclass
@@ -234,13 +244,35 @@ def _wire(request: Request) -> bytes:
     names = "".join(name for name, _ in request.headers)
     text = request.method + request.target + names + "".join(value for _, value in request.headers)
     if "\r" in text or "\n" in text or "\0" in text or " " in request.target or ":" in names or " " in names:
-        raise ValueError("a CR, LF or NUL in the request, a space in its target, or a bad header name")
+        raise RequestRefused(Stage.CONNECT, _refusal(request))
     lines = [f"{request.method} {request.target} HTTP/1.1"]
     lines += [f"{name}: {value}" for name, value in request.headers]
     if request.body is not None:
         lines.append(f"Content-Length: {len(request.body)}")
-    data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    try:
+        data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    except UnicodeEncodeError:
+        bad = next((name for name, value in request.headers if not _latin1(value)), "the request line")
+        raise RequestRefused(Stage.CONNECT, f"header {bad}: a character HTTP/1.1 cannot carry") from None
     return data + request.body if request.body else data
+
+
+def _refusal(request: Request) -> str:
+    """What is wrong with a request, naming the header but never quoting a value (it may be a secret)."""
+    for name, value in request.headers:
+        if any(c in value for c in "\r\n\0"):
+            return f"header {name}: its value holds a line break or NUL"
+        if not name or any(c in name for c in ": \r\n\0"):
+            return "a header name with a colon, space, line break or NUL"
+    return "a CR, LF, NUL or space in the request line"
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _connect(loop: asyncio.AbstractEventLoop, sock: socket.socket, addr: tuple, marks: Marks) -> asyncio.Future:
@@ -329,7 +361,8 @@ class Exchange:
                     ssl_handshake_timeout=3600,  # the attempt's own deadline governs
                 )
             except (ssl.SSLError, ssl.CertificateError) as exc:
-                raise TlsFailed(Stage.TLS, str(exc) or type(exc).__name__) from exc
+                reason = getattr(exc, "reason", None)
+                raise TlsFailed(Stage.TLS, str(exc) or type(exc).__name__, reason=reason) from exc
             except OSError as exc:
                 message = exc.strerror or str(exc) or type(exc).__name__
                 raise TlsFailed(Stage.TLS, f"TLS handshake: {message}", exc.errno) from exc

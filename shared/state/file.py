@@ -1,11 +1,14 @@
 """The file backend: state.json and numbered lease files in one directory, local disk or FC's NAS.
 
 Writes are atomic (temp file + fsync + rename) and a lease is created with `link()`, which is
-create-if-absent with content also on NFS.
+create-if-absent with content also on NFS. Every OSError (a read-only directory, a full disk) is a
+StoreError naming the store and the operation: the alert step reports it and sends nothing, so the
+alerts wait in the old document rather than go out unrecorded.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -14,10 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from shared import logs
-from shared.state.store import STATE_NAME, Store, StoreError, check_name, compact_json
+from shared.state.store import Store, StoreError, check_name, compact_json
 
 LEASE_PREFIX = "lease."
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS}
 
 
 class FileStore(Store):
@@ -26,7 +29,6 @@ class FileStore(Store):
     def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time) -> None:
         super().__init__(clock)
         self.dir = Path(path)
-        self.file = self.dir / STATE_NAME
 
     def describe(self) -> str:
         return f"file store {self.dir}"
@@ -36,29 +38,6 @@ class FileStore(Store):
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"{self.describe()}: cannot create the directory: {exc.strerror or exc}") from None
-
-    def load(self) -> dict[str, Any] | None:
-        try:
-            raw = self.file.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StoreError(f"{self.describe()}: cannot read {STATE_NAME}: {exc.strerror or exc}") from None
-        try:
-            doc = json.loads(raw)
-            if not isinstance(doc, dict):
-                raise ValueError("not an object")
-            return doc
-        except ValueError:
-            # Atomic writes make this unlikely; keep the evidence and start over rather than never alert again.
-            aside = self.file.with_name(f"{STATE_NAME}.corrupt-{int(time.time())}")
-            os.replace(self.file, aside)
-            logs.get_logger("vpcprobe.state").error("state_corrupt", store=self.describe(), moved_to=str(aside))
-            return None
-
-    def save(self, doc: dict[str, Any]) -> None:
-        self._ensure_dir()
-        self._atomic_write(self.file, compact_json(doc))
 
     # named objects: files under the directory
     def _object_path(self, name: str) -> Path:
@@ -121,7 +100,10 @@ class FileStore(Store):
             raise StoreError(f"{self.describe()}: cannot create the folder of {name}: {exc.strerror or exc}") from None
 
     def _atomic_write(self, target: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".json")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".json")
+        except OSError as exc:
+            raise StoreError(f"{self.describe()}: cannot write {target.name}: {exc.strerror or exc}") from None
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -156,6 +138,8 @@ class FileStore(Store):
             names = os.listdir(self.dir)
         except FileNotFoundError:
             return []
+        except OSError as exc:
+            raise StoreError(f"{self.describe()}: cannot list the leases: {exc.strerror or exc}") from None
         tails = (n[len(LEASE_PREFIX) :] for n in names if n.startswith(LEASE_PREFIX))
         return [int(t) for t in tails if t.isdigit()]
 
@@ -168,8 +152,9 @@ class FileStore(Store):
 
     def _create_lease(self, number: int, record: dict[str, Any]) -> bool:
         self._ensure_dir()
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-lease-")
+        tmp = None
         try:
+            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-lease-")
             with os.fdopen(fd, "wb") as fh:
                 fh.write(compact_json(record))
                 fh.flush()
@@ -179,21 +164,31 @@ class FileStore(Store):
                 return True
             except FileExistsError:
                 return False
-            except OSError:
+            except OSError as exc:
+                if exc.errno not in _NO_HARD_LINKS:
+                    raise
                 return self._create_exclusive(number, record)  # a file system without hard links
+        except OSError as exc:
+            raise StoreError(f"{self.describe()}: cannot create a lease: {exc.strerror or exc}") from None
         finally:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
 
     def _create_exclusive(self, number: int, record: dict[str, Any]) -> bool:
+        path = self._lease_path(number)
         try:
-            fd = os.open(self._lease_path(number), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             return False
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(compact_json(record))
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(compact_json(record))
+        except OSError:
+            os.unlink(path)  # an empty lease file would block every round until someone removed it
+            raise
         return True
 
     def _write_lease(self, number: int, record: dict[str, Any]) -> None:

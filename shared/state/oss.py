@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from shared import logs
-from shared.state.store import STATE_NAME, Store, StoreError, check_name, compact_json
+from shared.state.store import Store, StoreError, check_name, compact_json
 
 
 class OssStore(Store):
@@ -77,20 +77,6 @@ class OssStore(Store):
             if headers and getattr(exc, "status", None) == 409:  # FileAlreadyExists (forbid-overwrite)
                 return False
             raise self._fail("PutObject", key, exc) from None
-
-    def load(self) -> dict[str, Any] | None:
-        raw = self._get(self.prefix + STATE_NAME)
-        if raw is None:
-            return None
-        try:
-            doc = json.loads(raw)
-        except ValueError:
-            logs.get_logger("vpcprobe.state").error("state_corrupt", store=self.describe())
-            return None
-        return doc if isinstance(doc, dict) else None
-
-    def save(self, doc: dict[str, Any]) -> None:
-        self._put(self.prefix + STATE_NAME, compact_json(doc))
 
     # named objects: keys under the prefix
     def get_object(self, name: str) -> bytes | None:

@@ -1,5 +1,10 @@
 """Where alert state lives between rounds: a JSON document plus a lease; the backends are file.py and oss.py.
 
+The document is `state.json`, mirrored to `state.backup.json` just before every save, so a
+document damaged later (a hand edit, another writer, a disk) is rebuilt from its copy. Loading
+only reads: setting a damaged document aside (`quarantine`) is the alert step's decision, under
+the lease, never a reader's (the gateway reads without the lease).
+
 The lease keeps two overlapping rounds (a slow round and the next timer) from both sending.
 Leases are numbered objects created only-if-absent (`link()` on a file system, `PutObject` with
 `x-oss-forbid-overwrite` on OSS). The holder of the highest number holds the lease until it
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
@@ -20,10 +26,19 @@ from typing import Any
 from shared.errors import VpcprobeError
 
 STATE_NAME = "state.json"
+BACKUP_NAME = "state.backup.json"
 
 
 class StoreError(VpcprobeError):
     """The state store failed; the message names the store and the operation, never a credential."""
+
+
+class LeaseLost(StoreError):
+    """The round no longer holds the lease: a newer round may be writing, so this one must not."""
+
+
+class DamagedState(VpcprobeError):
+    """The stored document is not one this vpcprobe can use; the message says what is wrong with it."""
 
 
 class Store(ABC):
@@ -33,13 +48,30 @@ class Store(ABC):
         self._held: dict[str, int] = {}
         self._clock = clock  # wall clock for lease expiry (tests move it instead of sleeping)
 
-    @abstractmethod
     def load(self) -> dict[str, Any] | None:
-        """The saved document, or None if there is none yet."""
+        """The saved document (a JSON object), or None if there is none yet. Only reads: a document that
+        is not a JSON object raises DamagedState and stays where it is."""
+        return parse_document(self.get_object(STATE_NAME), STATE_NAME)
 
-    @abstractmethod
+    def load_backup(self) -> dict[str, Any] | None:
+        """The copy written just before the last save, as load() reads the document."""
+        return parse_document(self.get_object(BACKUP_NAME), BACKUP_NAME)
+
     def save(self, doc: dict[str, Any]) -> None:
-        """Replace the document atomically: a reader sees the old or the new one, never a mix."""
+        """Write the backup copy, then replace the document; each write is atomic (old or new, never a mix)."""
+        data = compact_json(doc)
+        self.put_object(BACKUP_NAME, data)
+        self.put_object(STATE_NAME, data)
+
+    def quarantine(self) -> str | None:
+        """Keep a copy of the damaged document aside (`state.json.corrupt-<time>-<id>`); the caller then saves a
+        rebuilt one over it. Returns the copy's name, None if there was no document."""
+        raw = self.get_object(STATE_NAME)
+        if raw is None:
+            return None
+        name = f"{STATE_NAME}.corrupt-{int(self._clock())}-{uuid.uuid4().hex[:6]}"
+        self.put_object(name, raw)
+        return name
 
     @abstractmethod
     def describe(self) -> str: ...
@@ -125,6 +157,23 @@ class Store(ABC):
         record = self._read_lease(mine)
         if record is not None and record.get("owner") == owner:
             self._write_lease(mine, {**record, "released": True, "expires": 0})
+
+
+def parse_document(raw: bytes | None, name: str) -> dict[str, Any] | None:
+    """Stored bytes as a JSON object; DamagedState (naming the object) when they are not one."""
+    if raw is None:
+        return None
+    try:
+        doc = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise DamagedState(f"{name} is not valid JSON ({exc.msg} at byte {exc.pos})") from None
+    except UnicodeDecodeError:
+        raise DamagedState(f"{name} is not UTF-8 text") from None
+    except RecursionError:
+        raise DamagedState(f"{name} is nested too deep to be a state document") from None
+    if not isinstance(doc, dict):
+        raise DamagedState(f"{name} holds a JSON {type(doc).__name__}, not an object")
+    return doc
 
 
 def check_name(name: str) -> str:

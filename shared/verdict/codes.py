@@ -15,10 +15,12 @@ class Code(TextEnum):
     DNS_UNRESOLVED = "dns_unresolved"
     DNS_PUBLIC_ADDRESS = "dns_public_address"
     CONNECT_TIMEOUT = "connect_timeout"
+    NO_ROUTE = "no_route"
     CONNECT_REFUSED = "connect_refused"
     CONNECTION_RESET = "connection_reset"
     TLS_FAILED = "tls_failed"
     TLS_ON_HTTP_ONLY = "tls_on_http_only"
+    TLS_PLAIN_HTTP = "tls_plain_http"
     TLS_CERT_EXPIRING = "tls_cert_expiring"
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
@@ -38,6 +40,7 @@ class Code(TextEnum):
     STREAM_STALLED = "stream_stalled"
     READ_TIMEOUT = "read_timeout"
     PROTOCOL_ERROR = "protocol_error"
+    REQUEST_HEADER_INVALID = "request_header_invalid"
     SLOW = "slow"
     ZONES_DOWN = "zones_down"
     CREDENTIAL_UNAVAILABLE = "credential_unavailable"
@@ -45,25 +48,34 @@ class Code(TextEnum):
     PROBER_OVERLOADED = "prober_overloaded"
 
 
-# Each code: (summary, remedy). Remedies may use {host}, {port}, {scheme}, {region}, {service}.
+# Each code: (summary, remedy). Remedies may use {host}, {port}, {scheme}, {region}, {service}, {in_region}
+# and {custom_domain}: diagnose() fills each with the target's value, or words that read right without it.
 CATALOG: dict[Code, tuple[str, str]] = {
     Code.DNS_UNRESOLVED: (
         "the name does not resolve",
         "Check the DNS/PrivateZone record for {host} and that its effective scope includes this VPC. Model "
-        "Studio's custom domain (vpc-<region>.dashscope.aliyuncs.com) resolves only inside the endpoint's own "
+        "Studio's custom domain ({custom_domain}) resolves only inside the endpoint's own "
         "VPC unless a PrivateZone CNAME points it at the default domain; an EAS VPC address resolves only in "
         "the service's region; host records may not contain underscores.",
     ),
     Code.DNS_PUBLIC_ADDRESS: (
         "the name resolves to a public address, so traffic is not using the private endpoint",
         "Point the name at the interface endpoint: use the endpoint's default domain "
-        "(ep-<id>.dashscope.<region>.privatelink.aliyuncs.com) or a PrivateZone CNAME to it, "
-        "or the EAS VPC address (<uid>.vpc.<region>.pai-eas.aliyuncs.com).",
+        "(ep-ID.dashscope.REGION.privatelink.aliyuncs.com, in the endpoint's console page) or a PrivateZone "
+        "CNAME to it, or the EAS VPC address (UID.vpc.REGION.pai-eas.aliyuncs.com, in the service's "
+        "invocation information).",
     ),
     Code.CONNECT_TIMEOUT: (
         "TCP connect timed out",
         "The endpoint's security group must allow inbound {port} (80 for HTTP, 443 for HTTPS) from the "
         "function's vSwitch CIDR; the function must be in the endpoint's VPC, or connected by VPC peering/CEN.",
+    ),
+    Code.NO_ROUTE: (
+        "no route to the address",
+        "The function's network has no route to this address (the kernel answered at once, nothing was "
+        "sent): check the route table of the function's vSwitch, that the function's vSwitch is in the "
+        "endpoint's VPC or that the VPCs are connected (CEN transit router or VPC peering, with routes in "
+        "both directions), and the outbound rules of the function's security group.",
     ),
     Code.CONNECT_REFUSED: (
         "TCP connection refused",
@@ -83,7 +95,12 @@ CATALOG: dict[Code, tuple[str, str]] = {
     Code.TLS_ON_HTTP_ONLY: (
         "TLS handshake failed on the endpoint's default domain",
         "The default endpoint domain supports only HTTP: use http://{host}, or HTTPS through the custom "
-        "domain https://vpc-{region}.dashscope.aliyuncs.com.",
+        "domain {custom_domain}.",
+    ),
+    Code.TLS_PLAIN_HTTP: (
+        "the port answered the TLS handshake in plain HTTP",
+        "This port speaks plain HTTP, not TLS: use http://{host} (the PrivateLink default endpoint domain "
+        "is HTTP only), or the HTTPS port of the endpoint (443) through a domain that serves HTTPS.",
     ),
     Code.TLS_CERT_EXPIRING: (
         "the TLS certificate expires soon",
@@ -102,13 +119,14 @@ CATALOG: dict[Code, tuple[str, str]] = {
     ),
     Code.PATH_NOT_FOUND: (
         "wrong path",
-        "The request URL is <endpoint> + API path: DashScope /compatible-mode/v1/... or /api/v1/...; EAS "
-        "<endpoint>/api/predict/<service>/<api path> — a wrong path is the most common cause of 404.",
+        "The request URL is the endpoint plus the API path: DashScope /compatible-mode/v1/... or /api/v1/...; "
+        "EAS /api/predict/SERVICE/ followed by the model's own path — a wrong path is the most common cause "
+        "of 404.",
     ),
     Code.EAS_SERVICE_NOT_FOUND: (
         "the EAS gateway does not know the service",
-        "The gateway does not know service '{service}' or is not ready: check the service name "
-        "(group services are group.service) and that the service is deployed in region {region}.",
+        "The EAS gateway does not know {service} or is not ready: check the service name (group services "
+        "are group.service) and that the service is deployed {in_region} and Running.",
     ),
     Code.REQUEST_TIMEOUT: (
         "the upstream timed out",
@@ -169,6 +187,12 @@ CATALOG: dict[Code, tuple[str, str]] = {
     Code.PROTOCOL_ERROR: (
         "the upstream broke the HTTP protocol",
         "Check that the port speaks {scheme} (80 for http, 443 for https).",
+    ),
+    Code.REQUEST_HEADER_INVALID: (
+        "a request header could not be sent",
+        "A header value holds a line break or another character HTTP forbids; it comes from the credential "
+        "(a trailing newline from `echo key >file` or a secret UI; a DashScope key or EAS token is one line "
+        "of ASCII) or from the probe's headers: fix the value where it is stored.",
     ),
     Code.SLOW: (
         "slower than the latency objective",

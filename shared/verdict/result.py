@@ -34,6 +34,7 @@ class AddressResult:
     diagnosis: Diagnosis | None = None
     attempts: int = 0
     tls_days_left: int | None = None
+    tls_not_after: str | None = None  # RFC 3339 notAfter of the peer certificate
     blackbox_phases_ms: dict[str, float | None] = field(default_factory=dict)
 
     @property
@@ -72,6 +73,8 @@ class ProbeResult:
     form: str | None = None
     mode: str | None = None
     tls_days_left: int | None = None
+    # RFC 3339: the earliest notAfter of the addresses' certificates (probe_ssl_earliest_cert_expiry)
+    tls_not_after: str | None = None
     warnings: list[str] = field(default_factory=list)
     # eas: credentials: what DescribeService said, {"status", "running", "total"}.
     eas_service: dict | None = None
@@ -97,4 +100,5 @@ class ProbeResult:
             "eas_service": None if self.eas_service is None else dict(self.eas_service),
             "credential_refreshed": self.credential_refreshed,
             "blackbox_phases_ms": _round(self.blackbox_phases_ms, BLACKBOX_PHASES),
+            "tls_not_after": self.tls_not_after,
         }

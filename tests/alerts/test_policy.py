@@ -195,14 +195,15 @@ def unknown(name: str, when: datetime):
 def test_unknown_is_no_news_neither_failure_nor_recovery(before):
     """An unknown round leaves every counter and state as it was and sends nothing, whatever came before;
     the next real round carries on as if the unknown one never happened."""
-    pol = Policy(success_threshold=2, repeat_interval_s=60)  # a reminder would be due at every round
+    pol = Policy(success_threshold=2, repeat_interval_s=60, unknown_threshold=0)  # a reminder would be due
     state, _ = run(before, policy=pol)
-    snapshot = json.dumps({k: v.to_dict() for k, v in state.items()}, sort_keys=True)
+    snapshot = json.dumps({k: judged_fields(v) for k, v in state.items()}, sort_keys=True)
     for i in range(3):
         when = at(len(before) + i)
         state, notes = decide([unknown("qwen", when)], state, when, policy=pol)
         assert notes == []
-        assert json.dumps({k: v.to_dict() for k, v in state.items()}, sort_keys=True) == snapshot
+        assert json.dumps({k: judged_fields(v) for k, v in state.items()}, sort_keys=True) == snapshot
+        assert state["qwen"].unknown_rounds == i + 1
     # and then a real round: a pending target fires on its second failure, not earlier or later
     if before == ["down"]:
         when = at(10)
@@ -210,6 +211,85 @@ def test_unknown_is_no_news_neither_failure_nor_recovery(before):
         assert [n.kind for n in notes] == [Kind.NEW] and state["qwen"].failures == 2
 
 
-def test_unknown_for_a_target_never_seen_creates_no_state():
+def judged_fields(st: TargetState) -> dict:
+    """The up/down state machine's part of a target's state (the unknown counters left out)."""
+    return {k: v for k, v in st.to_dict().items() if k not in ("unknown_rounds", "unknown_since", "unjudged_told")}
+
+
+def test_unknown_for_a_target_never_seen_starts_only_the_unknown_count():
     state, notes = decide([unknown("new", at(0))], {}, at(0))
-    assert state == {} and notes == []
+    assert notes == [] and judged_fields(state["new"]) == judged_fields(TargetState())
+    assert (state["new"].unknown_rounds, state["new"].unknown_since) == (1, "2026-11-22T01:00:00Z")
+
+
+def test_unknown_round_after_round_says_once_the_target_cannot_be_judged_then_judged_again():
+    """Issue 10's leftover: a prober that never keeps up must not mean silence forever."""
+    pol = Policy(unknown_threshold=3)
+    state, _ = run(["down", "down"], policy=pol)  # firing: people were told it is down
+    told = []
+    for minute in range(2, 8):
+        state, notes = decide([unknown("qwen", at(minute))], state, at(minute), policy=pol)
+        told += [(minute, n) for n in notes]
+    expected = [(4, Kind.UNJUDGED, Severity.WARNING, "prober_overloaded")]
+    assert [(m, n.kind, n.severity, n.code) for m, n in told] == expected
+    note = told[0][1]
+    assert note.since == "2026-11-22T01:02:00Z" and note.status == Status.UNKNOWN
+    assert "3 rounds in a row" in (note.message or "") and "lag 400 ms" in (note.message or "")
+    assert "raise the function's CPU/memory or lower concurrency" in (note.remedy or "")
+    assert state["qwen"].state == AlertState.FIRING and state["qwen"].failures == 2  # no news for up/down
+    state, notes = decide([result("qwen", "down", at(8))], state, at(8), policy=pol)
+    assert [n.kind for n in notes] == [Kind.JUDGED]  # still down: the down alert stays as it was
+    assert state["qwen"].unknown_rounds == 0 and not state["qwen"].unjudged_told
+    state, notes = decide([result("qwen", "up", at(9))], state, at(9), policy=pol)
+    assert [n.kind for n in notes] == [Kind.RESOLVED]
+
+
+@pytest.mark.parametrize("threshold, rounds, expected", [(3, 2, 0), (3, 3, 1), (1, 1, 1), (0, 50, 0)])
+def test_the_unknown_threshold_counts_consecutive_rounds(threshold, rounds, expected):
+    pol = Policy(unknown_threshold=threshold)
+    state: dict = {}
+    sent = 0
+    for minute in range(rounds):
+        state, notes = decide([unknown("qwen", at(minute))], state, at(minute), policy=pol)
+        sent += len(notes)
+    assert sent == expected
+
+
+def test_a_judged_round_restarts_the_unknown_count():
+    pol = Policy(unknown_threshold=3)
+    state: dict = {}
+    for minute, kind in enumerate(["unknown", "unknown", "up", "unknown", "unknown", "up", "unknown"]):
+        r = unknown("qwen", at(minute)) if kind == "unknown" else result("qwen", "up", at(minute))
+        state, notes = decide([r], state, at(minute), policy=pol)
+        assert notes == []
+
+
+def test_a_maintenance_window_mutes_the_cannot_judge_notice():
+    pol = Policy(unknown_threshold=2)
+    window = Window("all-day", start=at(0), end=at(60))
+    state: dict = {}
+    for minute in range(5):
+        state, notes = decide([unknown("qwen", at(minute))], state, at(minute), policy=pol, windows=[window])
+        assert notes == []
+    state, notes = decide([unknown("qwen", at(61))], state, at(61), policy=pol)
+    assert [n.kind for n in notes] == [Kind.UNJUDGED]
+
+
+def test_notification_ids_are_unique_for_incidents_within_one_second():
+    """Rounds 200 ms apart with failure_threshold 1: four notifications of one target in one second."""
+    pol = Policy(failure_threshold=1)
+    state: dict = {}
+    ids = []
+    for i, status in enumerate(["down", "up", "down", "up"]):
+        when = T0 + timedelta(milliseconds=200 * i)
+        state, notes = decide([result("qwen", status, when)], state, when, policy=pol)
+        ids += [n.id for n in notes]
+    assert len(ids) == 4 and len(set(ids)) == 4
+
+
+def test_reminder_ids_differ_from_each_other_and_from_the_alert():
+    pol = Policy(repeat_interval_s=60)
+    _state, notes = run(["down"] * 6, policy=pol)
+    kinds = [n.kind for _, n in notes]
+    assert kinds == [Kind.NEW] + [Kind.REMINDER] * 4
+    assert len({n.id for _, n in notes}) == 5

@@ -27,26 +27,11 @@ from shared.credentials.provider import TokenProvider
 from shared.local.dingtalk_receiver import DingTalkReceiver
 from shared.local.smtp_sink import SmtpSink
 from shared.state.file import FileStore
+from shared.state.store import Store
 from tests.alert_fixtures import at, result
+from tests.alerts.conftest import ENV, PASSWORD, SECRET, TOKEN, USER
 
 ROOT = Path(__file__).resolve().parents[2]
-TOKEN, SECRET = "robot-canary-token-31", "SECcanary-robot-secret-32"
-USER, PASSWORD = "alerts@example.com", "smtp-canary-password-33"
-ENV = {"DT_TOKEN": TOKEN, "DT_SECRET": SECRET, "SMTP_PASSWORD": PASSWORD}
-
-
-@pytest.fixture
-def robot():
-    r = DingTalkReceiver({TOKEN: SECRET}, clock=lambda: at(0).timestamp()).start()
-    yield r
-    r.stop()
-
-
-@pytest.fixture(scope="module")
-def sink():
-    s = SmtpSink("ssl", users={USER: PASSWORD}).start()
-    yield s
-    s.stop()
 
 
 def config_dict(tmp_path: Path, robot: DingTalkReceiver, sink: SmtpSink | None = None, *, targets=("a", "b", "c"),
@@ -77,11 +62,18 @@ class Rounds:
         self.store_path = cfg["state"]["path"]
         self.tokens = TokenProvider(environ=ENV)
 
-    def run(self, when: datetime, statuses: dict[str, str], *, owner: str | None = None, later_s: float = 0) -> dict:
+    def run(self, when: datetime, statuses: dict[str, str], *, owner: str | None = None, later_s: float = 0,
+            store: Store | None = None) -> dict:
         """One round at `when`; `later_s` moves the store's lease clock (a dead round's lease expiring)."""
-        self.robot.clock = lambda: when.timestamp()
         results = [result(name, status, when) for name, status in statuses.items()]
-        store = FileStore(self.store_path, clock=lambda: time.time() + later_s)
+        store = store or FileStore(self.store_path, clock=lambda: time.time() + later_s)
+        return self.run_results(when, results, owner=owner, store=store)
+
+    def run_results(self, when: datetime, results: list, *, owner: str | None = None,
+                    store: Store | None = None) -> dict:
+        """One round at `when` with these probe results."""
+        self.robot.clock = lambda: when.timestamp()
+        store = store or FileStore(self.store_path)
         return asyncio.run(run_alerts(self.alerts, results, now=when, tokens=self.tokens, store=store, owner=owner))
 
 

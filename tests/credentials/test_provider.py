@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
 from shared import logs
+from shared.credentials.errors import CredentialError
+from shared.credentials.provider import TokenProvider
 from shared.credentials.refs import parse_ref
 from tests.credentials.rounds import (
     DS_KEY,
@@ -191,3 +195,53 @@ def test_no_secret_in_logs_results_errors_or_targets_output(
         assert canary not in everything, canary
         assert logs.redact_text(f"x {canary} y") == "x *** y"  # registered: masked wherever it turns up
     assert logs.redact_text(f"token={key.token}") == "token=***"
+
+
+# --- values as secret stores hand them out (issue 11) --------------------------------------------------
+
+
+def _resolve(tokens, text):
+    async def get():
+        return await tokens.get(parse_ref(text))
+
+    return asyncio.run(get())
+
+
+@pytest.mark.parametrize("raw", ["sk-trailing-newline-1\n", "  sk-trailing-newline-1\r\n", "\tsk-trailing-newline-1 "])
+def test_surrounding_whitespace_is_stripped_from_env_values(raw):
+    tokens = TokenProvider(environ={"DS_KEY": raw})
+    assert _resolve(tokens, "env:DS_KEY") == "sk-trailing-newline-1"
+
+
+@pytest.mark.parametrize("raw, words", [(" \n", "only whitespace"), ("sk-two\nlines-key", "line break")])
+def test_a_value_that_cannot_be_sent_is_refused_naming_the_reference_not_the_value(raw, words):
+    with pytest.raises(CredentialError) as info:
+        _resolve(TokenProvider(environ={"DS_KEY": raw}), "env:DS_KEY")
+    message = str(info.value)
+    assert message.startswith("env:DS_KEY: ") and words in message
+    assert "sk-two" not in message and "lines-key" not in message
+
+
+def test_kms_and_eas_values_are_stripped_too(sim, cloud):
+    cloud.add_kms_secret("with-newline", "sk-kms-newline-value-3\n")
+    cloud.set_eas_service("llm", token="eas-newline-token-4\n")
+    tokens = provider(cloud)
+    assert _resolve(tokens, "kms:with-newline") == "sk-kms-newline-value-3"
+    assert _resolve(tokens, f"eas:{REGION}/llm") == "eas-newline-token-4"
+
+
+def test_an_empty_kms_secret_is_credential_unavailable(sim, cloud):
+    cloud.add_kms_secret("blank", "   ")
+    with pytest.raises(CredentialError) as info:
+        _resolve(provider(cloud), "kms:blank")
+    assert str(info.value) == "kms:blank: the value is only whitespace; set the secret itself"
+
+
+def test_a_key_with_a_trailing_newline_probes_up_and_never_reaches_output(sim, cloud, log_stream, monkeypatch):
+    """Was: the key went out as `Bearer sk-…\\n`, the client refused it quoting the header, key and all."""
+    config = make_config(sim, cloud, {"name": "ds", "kind": "dashscope", "endpoint": f"http://{PL}",
+                                      "credential": "env:DS_NEWLINE"})
+    tokens = TokenProvider({"DS_NEWLINE": DS_KEY + "\n"}, config.cloud)
+    [result] = run(config, tokens)
+    assert result.status == "up", result.to_dict()
+    assert sim_requests(sim)[-1]["headers"]["Authorization"] == f"Bearer {DS_KEY}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 
 import pytest
 
@@ -171,3 +172,28 @@ def test_cli_without_account_id_or_credentials(cloud, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "ALIBABA_CLOUD_ACCESS_KEY_SECRET is not set" in err and cloud.default_key.secret not in err
     assert cloud.invocations == []
+
+
+@pytest.mark.parametrize("function", ["vpcprobe-probe", "vpcprobe/legacy-probe"])
+def test_an_unresolvable_api_host_fails_within_our_own_retries(monkeypatch, function):
+    """Was: FC 2.0 took 92 s (fc2 retried each connection failure 5 times with 1+2+4+8+16 s of backoff,
+    inside each of our 3 attempts: 18 lookups). A resolver stub answers for `.invalid`; no real DNS."""
+    real = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def resolver(host, *args, **kwargs):
+        if str(host).endswith(".invalid"):
+            lookups.append(host)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    environ = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIinvoke", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "invoke-secret-1"}
+    sleeps: list[float] = []
+    plane = ControlPlane(settings(fc_endpoint="http://fc-api.invalid", account_id="1", retries=2), environ,
+                         sleep=sleeps.append)
+    with pytest.raises(CloudError) as info:
+        invoke(function, b"{}", plane=plane)
+    assert info.value.kind == "network" and "fc-api.invalid (3 attempts)" in str(info.value)
+    assert lookups == ["fc-api.invalid"] * 3  # one per attempt of ours, none of the SDK's own
+    assert len(sleeps) == 2 and 0 < sum(sleeps) <= 1.5

@@ -61,6 +61,7 @@ def config(sim, tmp_path, monkeypatch):
     path = tmp_path / "vpcprobe.yaml"
     path.write_text(yaml.safe_dump(data))
     monkeypatch.setenv("VPCPROBE_CONFIG", str(path))
+    monkeypatch.chdir(tmp_path)  # history without a state: section goes to ./.vpcprobe/state
     return path
 
 

@@ -49,8 +49,8 @@ def with_state(state_gateway, gw):
 
     def write(statuses: dict[str, str], age_s: float = 5.0) -> Any:
         checked = iso(time.time() - age_s)
-        store.save({"targets": {name: {"status": status, "last_checked": checked}
-                                for name, status in statuses.items()}})
+        store.save({"version": 1, "targets": {name: {"state": "ok", "status": status, "last_checked": checked}
+                                              for name, status in statuses.items()}})
         app.health.refresh()
         return gw.openai("v1", KEY_ALL, gateway_url=server.url)
 
@@ -78,4 +78,19 @@ def test_when_every_target_is_down_they_are_still_tried(with_state, gw):
 
 def test_stale_state_never_refuses_traffic(with_state, gw):
     client = with_state({"llm-eas": "down"}, age_s=3600)
+    assert client.chat.completions.create(model="chat-ha", messages=HI).model == EAS_MODEL
+
+
+def test_a_damaged_document_is_read_as_nothing_down_and_left_where_it_is(state_gateway, with_state, gw):
+    app, server, store = state_gateway
+    with_state({"llm-eas": "down"})
+    folder = store.dir
+    for damaged in (b"{not json", b'{"version": 7, "targets": {"llm-eas": {"status": "down"}}}'):
+        (folder / "state.json").write_bytes(damaged)
+        before = sorted(p.name for p in folder.iterdir())
+        app.health.refresh()
+        assert not app.health.is_down("llm-eas")
+        assert sorted(p.name for p in folder.iterdir()) == before  # never quarantined by a reader
+        assert (folder / "state.json").read_bytes() == damaged
+    client = gw.openai("v1", KEY_ALL, gateway_url=server.url)
     assert client.chat.completions.create(model="chat-ha", messages=HI).model == EAS_MODEL

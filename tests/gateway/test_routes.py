@@ -190,8 +190,8 @@ def test_dashscope_takes_its_two_prefixes_only(path):
 
 @pytest.mark.parametrize(
     "path",
-    [b"/", b"/v1", b"/v1/", b"/v1/chat", b"/v1/files", b"/v1/models/qwen", b"/healthz/x", b"/probe", b"/status",
-     b"/status.json", b"/metrics", b"/_gw", b"/_gw/x"],
+    [b"/", b"/v1", b"/v1/", b"/v1/chat", b"/v1/files", b"/v1/models/qwen", b"/healthz/x", b"/probe/x", b"/status/x",
+     b"/status.json/x", b"/metrics/x", b"/_gw", b"/_gw/x"],
 )
 def test_unknown_routes(path):
     error = refused("GET", path)

@@ -104,7 +104,7 @@ def test_doctor_healthy_and_wrong_path(sim, monkeypatch, capsys):
 def test_doctor_reports_rule_violations_then_probes(sim, capsys):
     assert main(["doctor", "https://ep-x.dashscope.ap-southeast-1.privatelink.aliyuncs.com.invalid"]) == 1
     out = capsys.readouterr().out
-    assert "[FAIL] URL rules" in out or "[FAIL] DNS" in out
+    assert "[ok  ] URL rules" in out and "[FAIL] DNS: the name does not resolve" in out  # .invalid: custom domain
     assert main(["doctor", "https://my_bad_host.dashscope.aliyuncs.com"]) == 1
     assert "underscore" in capsys.readouterr().out
 
@@ -294,3 +294,83 @@ def test_the_table_shows_unknown_with_the_overload_diagnosis():
     assert lines[1].split()[:4] == ["qwen", "UNKNOWN", "-", "1/2"] and lines[1].endswith("prober_overloaded")
     text = "\n".join(lines)
     assert "480 ms of its 500 ms timeout" in text and "fix: " in text and "concurrency" in text
+
+
+# ------------------------------------------------------------------ issue 11: bad input exits 2, no traceback
+
+EAS_VPC = "1234567890.vpc.ap-southeast-1.pai-eas.aliyuncs.com"
+
+
+def eas_config(tmp_path, **target) -> str:
+    data = {"targets": [{"name": "e", "kind": "eas", "credential": "env:EAS_TOKEN", **target}]}
+    path = tmp_path / "eas.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+@pytest.mark.parametrize("command", ["targets", "check"])
+@pytest.mark.parametrize(
+    "target,field",
+    [
+        ({"endpoint": f"http://{EAS_VPC}/api/predict/svc/v1/v1/chat/completions"}, "endpoint"),
+        (
+            {
+                "endpoint": f"http://{EAS_VPC}/api/predict/svc",
+                "api_path": "/v1/v1/chat/completions",
+                "probe": {"mode": "chat", "model": "m"},
+            },
+            "api_path",
+        ),
+    ],
+)
+def test_a_doubled_v1_is_a_config_error_exit_2(command, target, field, tmp_path, capsys):
+    assert main([command, "-c", eas_config(tmp_path, **target)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""  # nothing probed, no half result object
+    assert err.startswith(f"config error:\n  {tmp_path}/eas.yaml: targets[e].{field}: ")
+    assert "the path repeats '/v1/v1'" in err and "Traceback" not in err
+
+
+def test_targets_warns_of_an_api_path_a_models_probe_does_not_use(tmp_path, capsys):
+    config = eas_config(tmp_path, endpoint=f"http://{EAS_VPC}/api/predict/svc/v1/chat/completions")
+    assert main(["targets", "-c", config]) == 0
+    out = capsys.readouterr().out
+    assert f"GET http://{EAS_VPC}/api/predict/svc/v1/models" in out
+    assert "  warning: the API path '/v1/chat/completions' (api_path, or the endpoint URL after the service)" in out
+
+
+def test_check_with_a_non_utf8_config_exits_2(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"targets:\n- name: caf\xe9\n")
+    assert main(["check", "-c", str(bad)]) == 2
+    assert capsys.readouterr().err == (
+        f"config error:\n  {bad}: is not UTF-8 text: byte 0xe9 at offset 20 (line 2); save it as UTF-8\n"
+    )
+
+
+def test_serve_with_an_interval_too_long_for_a_datetime_exits_2(cfg, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["serve", "-c", cfg, "--schedule", "@every 99999999999999h", "--rounds", "1"]) == 2
+    out = capsys.readouterr().out
+    assert out == "schedule error: cron '@every 99999999999999h': the @every interval is longer than a year (8784h)\n"
+
+
+@pytest.mark.parametrize("argv", [["serve", "--port", "70000"], ["serve", "--port", "-1"], ["serve", "--rounds", "0"]])
+def test_out_of_range_numbers_are_usage_errors(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert "invalid" in capsys.readouterr().err
+
+
+def test_invoke_with_a_payload_nested_too_deep_exits_2(capsys):
+    assert main(["invoke", "probe", "--payload", "[" * 100_000 + "]" * 100_000]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vpcprobe invoke: --payload is not valid JSON: maximum recursion depth exceeded")
+
+
+def test_serve_with_a_non_utf8_syaml_exits_2(tmp_path, capsys):
+    syaml = tmp_path / "s.yaml"
+    syaml.write_bytes(b"resources: \xff\n")
+    assert main(["serve", "--syaml", str(syaml), "--rounds", "1"]) == 2
+    assert "is not UTF-8 text: byte 0xff at offset 11" in capsys.readouterr().out

@@ -303,7 +303,7 @@ SYAML_ERRORS = [
         "resources:\n  p:\n    props:\n      triggers:\n        - triggerType: timer\n"
         "          triggerConfig:\n            cronExpression: * * * * * *\n",
         "p",
-        "not valid YAML",
+        "invalid YAML",
     ),
     ("- just\n- a list\n", "p", "expected a mapping"),
 ]
@@ -322,3 +322,29 @@ def test_syaml_errors(tmp_path: Path, monkeypatch, text: str, resource: str, fra
 def test_syaml_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ScheduleError, match="cannot read"):
         probe_schedule_from_syaml(tmp_path / "absent.yaml")
+
+
+# ------------------------------------------------------------------ issue 11: limits
+
+
+@pytest.mark.parametrize(
+    "expression,expected",
+    [
+        ("@every 99999999999999h", "the @every interval is longer than a year (8784h)"),
+        ("@every 8785h", "the @every interval is longer than a year (8784h)"),
+        ("CRON_TZ=" + "A" * 300 + " 0 * * * * *", "unknown time zone 'AAAA"),
+        ("CRON_TZ=Asia/Shanghai\x00 0 * * * * *", "unknown time zone"),
+        ("0 " + "1," * 600 + "1 * * * *", "cron expression is 1211 characters long; an FC timer expression is at most"),
+        ("9" * 5000 + " * * * * *", "cron expression is 5010 characters long"),
+    ],
+)
+def test_limits(expression, expected):
+    with pytest.raises(ScheduleError) as info:
+        parse_schedule(expression)
+    assert expected in str(info.value) and len(str(info.value)) < 400
+
+
+def test_a_year_long_interval_still_works():
+    schedule = parse_schedule("@every 8784h")
+    assert schedule.interval == timedelta(days=366)
+    assert schedule.next_after(datetime(2026, 1, 1, tzinfo=timezone.utc)) > datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import os
 import socket
 import threading
 
@@ -11,6 +14,11 @@ from shared.config.load import parse_config
 from shared.config.targets import ProbeSettings, Target
 from shared.config.urls import Endpoint
 from shared.local.simulator import Fault
+from shared.probe.attempt import _classify_error, try_address
+from shared.probe.dns import Address
+from shared.probe.request import RequestSpec
+from shared.probe.transport import ConnectFailed, Stage, TlsFailed
+from shared.verdict.codes import Code
 from tests.probe.loopback import CUSTOM, PL, ZONES, code_of, ds, eas, make_config, probe_one
 
 
@@ -155,3 +163,59 @@ def test_protocol_error():
         assert code_of(probe_one(config)) == "protocol_error"
     finally:
         server.close()
+
+
+# --- diagnoses of issue 11 ------------------------------------------------------------------------------
+
+
+def test_tls_against_a_port_that_speaks_plain_http(sim):
+    """https pinned to the simulator's plain-HTTP port: OpenSSL reads "HTTP/1.1 400" as a bad record."""
+    config = parse_config({
+        "defaults": {"timeout": "2s", "retries": 0},
+        "resolve": {CUSTOM: [f"{ZONES[0]}:{sim.port}"]},
+        "targets": [ds(endpoint=f"https://{CUSTOM}")],
+    })
+    r = probe_one(config)
+    assert (r.status, code_of(r)) == ("down", "tls_plain_http")
+    assert "speaks plain HTTP" in r.diagnosis.remedy and f"http://{CUSTOM}" in r.diagnosis.remedy
+    assert "certificate" not in r.diagnosis.remedy
+
+
+def test_no_route_is_not_a_connect_timeout():
+    """TCP to a multicast address: the kernel answers ENETUNREACH at once, and nothing leaves the host."""
+    config = parse_config({
+        "defaults": {"timeout": "2s", "retries": 0}, "resolve": {PL: ["224.0.0.1:80"]}, "targets": [ds()],
+    })
+    r = probe_one(config)
+    assert (r.status, code_of(r)) == ("down", "no_route")
+    assert r.addresses[0].error_message.endswith("224.0.0.1:80: network is unreachable (ENETUNREACH)")
+    assert all(w in r.diagnosis.remedy for w in ("route table", "vSwitch", "CEN", "security group"))
+
+
+@pytest.mark.parametrize("err", [errno.EHOSTUNREACH, errno.ENETUNREACH])
+def test_unreachable_errnos_are_no_route(err):
+    code, detail = _classify_error(ConnectFailed(Stage.CONNECT, os.strerror(err), err), "custom")
+    assert code is Code.NO_ROUTE and errno.errorcode[err] in detail
+
+
+@pytest.mark.parametrize("reason, form, code", [
+    ("WRONG_VERSION_NUMBER", "custom", Code.TLS_PLAIN_HTTP),
+    ("RECORD_LAYER_FAILURE", "eas-vpc", Code.TLS_PLAIN_HTTP),
+    ("WRONG_VERSION_NUMBER", "privatelink-default", Code.TLS_ON_HTTP_ONLY),
+    ("CERTIFICATE_VERIFY_FAILED", "custom", Code.TLS_FAILED),
+    (None, "custom", Code.TLS_FAILED),
+])
+def test_tls_failures_by_openssl_reason(reason, form, code):
+    assert _classify_error(TlsFailed(Stage.TLS, "x", reason=reason), form)[0] is code
+
+
+def test_a_header_value_with_a_line_break_is_named_not_quoted(sim):
+    """Was: a crash in the round (probe error: ValueError) or, with h11, `Illegal header value b'Bearer sk-…\\n'`."""
+    config = make_config(sim, ds())
+    target = config.targets[0]
+    key = "sk-never-printed-key"
+    spec = RequestSpec("GET", f"http://{PL}/compatible-mode/v1/models", {"Authorization": f"Bearer {key}\n"})
+    attempt = asyncio.run(try_address(target, spec, Address(ZONES[0], sim.port, True)))
+    assert attempt.code is Code.REQUEST_HEADER_INVALID
+    assert attempt.detail == f"{ZONES[0]}:{sim.port}: header Authorization: its value holds a line break or NUL"
+    assert key not in attempt.detail and attempt.phases["connect"] is None  # refused before connecting

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import string
 
 import pytest
 
 from shared.verdict.codes import CATALOG, Code
+from shared.verdict.diagnose import diagnose
 
 # The codes as they were when they were plain strings: logs, --json, alerts and state files carry them.
 PUBLISHED = {
@@ -42,8 +44,11 @@ PUBLISHED = {
     "credential_unavailable",
     "eas_service_not_running",
     "prober_overloaded",  # issue 10: the prober's own lag, not the endpoint
+    "no_route",  # issue 11: EHOSTUNREACH / ENETUNREACH, was connect_timeout
+    "tls_plain_http",  # issue 11: a TLS handshake answered in plain HTTP
+    "request_header_invalid",  # issue 11: a credential with a line break, was protocol_error / a crash
 }
-CONTEXT = {"host", "port", "scheme", "region", "service"}
+CONTEXT = {"host", "port", "scheme", "region", "service", "in_region", "custom_domain"}
 
 
 def test_values_are_the_published_codes():
@@ -60,6 +65,14 @@ def test_every_code_has_a_summary_and_a_remedy(code):
     assert summary.strip() and remedy.strip()
     fields = {name for _, name, _, _ in string.Formatter().parse(remedy) if name}
     assert fields <= CONTEXT, f"{code}: remedy uses {fields - CONTEXT}"
+
+
+@pytest.mark.parametrize("code", list(Code), ids=str)
+def test_no_remedy_keeps_a_placeholder_for_the_reader(code):
+    """`<service>` or `<region>` printed literally (doctor's EAS 404 did) reads as a bug, not advice."""
+    for context in ({}, {"host": "h.example", "port": 80, "scheme": "http", "region": "cn-hangzhou", "service": "llm"}):
+        remedy = diagnose(code, **context).remedy
+        assert not re.search(r"<\w+>|[{}]", remedy), remedy
 
 
 def test_the_catalog_has_no_stray_entries():

@@ -18,7 +18,34 @@ def test_detail_and_context_fill_the_message_and_remedy():
 def test_without_context_the_remedy_says_what_to_fill_in():
     d = diagnose(Code.TLS_ON_HTTP_ONLY)
     assert d.message == "TLS handshake failed on the endpoint's default domain"
-    assert "http://the host" in d.remedy and "vpc-<region>" in d.remedy
+    assert "http://the host," in d.remedy
+    assert "https://vpc-REGION.dashscope.aliyuncs.com, REGION being the endpoint's region" in d.remedy
+
+
+def test_the_targets_own_values_fill_every_placeholder():
+    d = diagnose(Code.TLS_ON_HTTP_ONLY, host="ep-1.dashscope.cn-beijing.privatelink.aliyuncs.com", region="cn-beijing")
+    assert d.remedy == (
+        "The default endpoint domain supports only HTTP: use http://ep-1.dashscope.cn-beijing.privatelink."
+        "aliyuncs.com, or HTTPS through the custom domain https://vpc-cn-beijing.dashscope.aliyuncs.com."
+    )
+    d = diagnose(Code.EAS_SERVICE_NOT_FOUND, service="grp.blue", region="cn-shanghai")
+    assert "does not know service 'grp.blue' or" in d.remedy and "deployed in region cn-shanghai and" in d.remedy
+    d = diagnose(Code.EAS_SERVICE_NOT_FOUND)
+    assert "does not know the service named in the URL or" in d.remedy
+    assert "deployed in the endpoint's region and" in d.remedy
+
+
+@pytest.mark.parametrize(
+    "code, words",
+    [
+        (Code.NO_ROUTE, ("route table", "vSwitch", "CEN", "security group")),
+        (Code.TLS_PLAIN_HTTP, ("plain HTTP", "http://h.example", "HTTP only")),
+        (Code.REQUEST_HEADER_INVALID, ("line break", "trailing newline")),
+    ],
+)
+def test_new_codes_give_the_remedy_in_the_docs_terms(code, words):
+    remedy = diagnose(code, host="h.example").remedy
+    assert all(w in remedy for w in words), remedy
 
 
 def test_to_dict_holds_plain_strings():

@@ -36,4 +36,5 @@ def test_result_json_is_plain():
     assert list(d) == [
         "target", "kind", "url", "status", "http_status", "phases_ms", "addresses", "diagnosis", "checked_at",
         "form", "mode", "tls_days_left", "warnings", "eas_service", "credential_refreshed", "blackbox_phases_ms",
+        "tls_not_after",
     ]  # fmt: skip

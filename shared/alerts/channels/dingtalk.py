@@ -24,7 +24,7 @@ import httpx
 
 from shared import logs
 from shared.alerts.channels import Channel, Delivery, Message, read_ref, read_str_list, read_url, render
-from shared.alerts.policy import Notification, NotificationKind, iso
+from shared.alerts.policy import Notification, iso
 from shared.config.reader import Reader
 from shared.credentials.errors import CredentialError
 from shared.credentials.provider import TokenProvider
@@ -129,7 +129,7 @@ class DingTalk(Channel):
         """The JSON body, under max_bytes: entries that don't fit are named in a closing note (never a
         second message: a burst is what gets a robot throttled). Returns (body, entries summarized)."""
         notes = list(message.notifications)
-        alerting = any(n.kind != NotificationKind.RESOLVED for n in notes)
+        alerting = any(not n.kind.clears for n in notes)
         mentions = [f"@{m}" for m in (*self.at_mobiles, *self.at_user_ids)] if alerting else []
         head = f"#### {render.title(message)}\n" + ("\n" + " ".join(mentions) + "\n" if mentions else "")
         foot = "\n---\n" + (f"[Status page]({message.status_page_url}) · " if message.status_page_url else "")

@@ -18,8 +18,9 @@ from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, parseaddr
 from pathlib import Path
 
+from shared import logs
 from shared.alerts.channels import Channel, Delivery, Message, read_ref, read_str_list, render
-from shared.alerts.policy import NotificationKind, Severity, iso
+from shared.alerts.policy import Severity, iso
 from shared.config.reader import Reader
 from shared.credentials.errors import CredentialError
 from shared.credentials.provider import TokenProvider
@@ -64,6 +65,8 @@ class Email(Channel):
             password = await tokens.get(self.password) if self.password else None
         except CredentialError as exc:
             return Delivery(False, f"credential unavailable: {exc}")
+        if self.username and password:
+            logs.register_login(self.username, password)  # a server's reply may quote the AUTH PLAIN blob back
         return await asyncio.to_thread(self._send, self.build(message), password)
 
     def build(self, message: Message) -> EmailMessage:
@@ -90,7 +93,7 @@ class Email(Channel):
             f"<h2 style=\"margin:0 0 12px\">vpcprobe — {e(worst)}: {e(text)}</h2>",
         ]
         for n, pairs in rows:
-            color = _RESOLVED_COLOR if n.kind == NotificationKind.RESOLVED else _COLOR.get(n.severity, "#5f6368")
+            color = _RESOLVED_COLOR if n.kind.clears else _COLOR.get(n.severity, "#5f6368")
             parts.append(
                 f"<h3 style=\"margin:16px 0 4px;color:{color}\">{e(render.heading(n))}</h3>"
                 "<table style=\"border-collapse:collapse\">"

@@ -27,17 +27,25 @@ def clean(text: str) -> str:
 
 
 def mark(n: Notification) -> str:
-    return RESOLVED_MARK if n.kind == NotificationKind.RESOLVED else MARK.get(n.severity, "⚪")
+    return RESOLVED_MARK if n.kind.clears else MARK.get(n.severity, "⚪")
 
 
 def label(n: Notification) -> str:
-    """FIRING · CRITICAL, CHANGED · WARNING → CRITICAL, REMINDER · CRITICAL, RESOLVED."""
+    """FIRING · CRITICAL, CHANGED · WARNING → CRITICAL, REMINDER · CRITICAL, RESOLVED, CANNOT JUDGE · WARNING,
+    JUDGED AGAIN, NOTICE · WARNING."""
     if n.kind == NotificationKind.RESOLVED:
         return "RESOLVED"
+    if n.kind == NotificationKind.JUDGED:
+        return "JUDGED AGAIN"
     sev = (n.severity or "").upper()
     if n.kind == NotificationKind.CHANGED:
         return f"CHANGED · {(n.previous or '').upper()} → {sev}"
-    return f"{'REMINDER' if n.kind == NotificationKind.REMINDER else 'FIRING'} · {sev}"
+    words = {
+        NotificationKind.REMINDER: "REMINDER",
+        NotificationKind.UNJUDGED: "CANNOT JUDGE",
+        NotificationKind.NOTICE: "NOTICE",
+    }
+    return f"{words.get(n.kind, 'FIRING')} · {sev}"
 
 
 def when(stamp: str | None, tz: str) -> str:
@@ -111,8 +119,8 @@ def heading(n: Notification) -> str:
 def counts(notifications: Iterable[Notification]) -> tuple[str, str]:
     """(worst state word, "2 alerting (1 critical, 1 warning), 1 resolved")."""
     notes = list(notifications)
-    alerting = [n for n in notes if n.kind != NotificationKind.RESOLVED]
-    resolved = [n for n in notes if n.kind == NotificationKind.RESOLVED]
+    alerting = [n for n in notes if not n.kind.clears]
+    resolved = [n for n in notes if n.kind.clears]
     crit = sum(1 for n in alerting if n.severity == Severity.CRITICAL)
     warn = len(alerting) - crit
     worst = "CRITICAL" if crit else ("WARNING" if warn else "RESOLVED")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
 from datetime import timedelta
+from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
@@ -68,13 +70,16 @@ def test_wrong_secret_stale_timestamp_and_unknown_token_are_refused_on_http_200(
     d = send(channel(robot, secret=CredentialRef("env", "DT_WRONG")), message(firing(["a"])))
     assert not d.ok and not d.ambiguous and "errcode 310000: sign not match" in d.error
     assert "check the signing secret" in d.error
+    errors = [d.error]
     d = send(channel(robot), message(firing(["a"]), now=at(1) + timedelta(hours=2)))
     assert not d.ok and "errcode 310000: invalid timestamp" in d.error
+    errors.append(d.error)
     d = send(channel(robot, token_env="DT_WRONG"), message(firing(["a"])))
     assert not d.ok and "errcode 300001: token is not exist" in d.error
+    errors.append(d.error)
     assert robot.messages == []
-    for err in (d.error,):
-        assert TOKEN not in err and SECRET not in err
+    for err in errors:
+        assert TOKEN not in err and SECRET not in err and ENV["DT_WRONG"] not in err
 
 
 def test_unsigned_robot_and_missing_credential():
@@ -143,7 +148,12 @@ def test_big_round_fits_in_one_message_under_20000_bytes(robot):
     shown = posted["text"].count("##### ")
     assert 10 < shown < 200
     assert f"{200 - shown} more not shown" in posted["text"]
-    assert "target-199-with-a-longer-name" in posted["text"] or "more)" in posted["text"]
+    # the ones not shown are named in order while the line has room, the rest counted
+    listed = posted["text"].split("see the logs or the status page): ", 1)[1].split("\n", 1)[0]
+    names, _, counted = listed.partition(", … (")
+    names = names.split(", ")
+    assert names == [f"target-{i:03d}-with-a-longer-name" for i in range(shown, shown + len(names))]
+    assert counted == (f"{200 - shown - len(names)} more)" if shown + len(names) < 200 else "")
 
 
 def test_oversized_body_is_what_the_robot_refuses(robot):
@@ -163,3 +173,16 @@ def test_resolved_only_messages_mention_nobody(robot):
     posted = robot.messages[0]
     assert posted["notified"] == [] and "@13800000000" not in posted["text"] and "✅ RESOLVED — a" in posted["text"]
     assert "was down for 2m" in posted["text"]
+
+
+@pytest.mark.parametrize("echo", [
+    lambda s: quote(s, safe=""), lambda s: quote_plus(s), lambda s: base64.b64encode(s.encode()).decode(),
+    lambda s: json.dumps(s)[1:-1], lambda s: s,
+])
+def test_an_errmsg_that_echoes_the_token_or_signing_secret_in_any_form_is_masked(robot, echo):
+    """Was: `errmsg` quoting the URL-encoded signing secret reached the logs, stderr and state.json."""
+    robot.fail_next(310000, f"sign not match, secret={echo(SECRET)} access_token={echo(TOKEN)} (ip 127.0.0.1)")
+    d = send(channel(robot), message(firing(["a"])))
+    assert not d.ok and d.error.startswith("DingTalk errcode 310000: sign not match, secret=*** access_token=***")
+    for form in (SECRET, TOKEN, echo(SECRET), echo(TOKEN)):
+        assert form not in d.error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 
 import pytest
@@ -111,3 +112,14 @@ def test_refused_port_is_definite():
         ch = Email("m", "127.0.0.1", "a@example.com", ("b@example.com",), port=s.getsockname()[1], timeout_s=2)
         d = asyncio.run(ch.send(message(firing(["a"])), TOKENS))
     assert not d.ok and not d.ambiguous and "during connect" in d.error
+
+
+def test_a_reply_quoting_the_auth_plain_blob_is_masked(sink):
+    """Was: an SMTP reply quoting the AUTH PLAIN base64 blob reached the logs, stderr and state.json."""
+    blob = base64.b64encode(f"\0{USER}\0{PASSWORD}".encode()).decode()
+    login = base64.b64encode(PASSWORD.encode()).decode()
+    sink.fail_next(554, f"5.7.1 rejected; your AUTH PLAIN {blob} / AUTH LOGIN {login} / {PASSWORD}")
+    d = send(channel(sink), message(firing(["a"])))
+    assert not d.ok
+    assert "answered 554 during send: 5.7.1 rejected; your AUTH PLAIN *** / AUTH LOGIN *** / ***" in d.error
+    assert blob not in d.error and login not in d.error and PASSWORD not in d.error

@@ -1,0 +1,1 @@
+"""Each round's figures sent to a monitoring service outside vpcprobe (CloudMonitor custom metrics)."""
