@@ -139,6 +139,11 @@ def vpcprobe_rounds(args: argparse.Namespace) -> None:
 
     import_ms = (time.perf_counter() - t0) * 1000
     prober = Prober(_config(args.port, args.n, args.addresses, args.delay, args.concurrency))
+    warm_up_ms = None
+    if args.warm_up:  # what the probe function's Initializer hook does once per instance (probe/warmup.py)
+        from shared.probe.warmup import warm_up
+
+        warm_up_ms = warm_up(prober.config)["ms"]
     first_start = time.perf_counter()
     first = loop.run(prober.run_round())  # as the probe function runs it
     first_ms = (time.perf_counter() - first_start) * 1000
@@ -163,6 +168,7 @@ def vpcprobe_rounds(args: argparse.Namespace) -> None:
                 "round_ms": rounds,
                 "first_ms": first_ms,
                 "import_ms": import_ms,
+                "warm_up_ms": warm_up_ms,
                 "cpu_ms_per_target": cpu_ms / (args.repeat * args.n),
                 "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                 "phases": phases if args.n == 1 else [],
@@ -185,6 +191,7 @@ def run_vpcprobe(
     *,
     pin: str | None = None,
     concurrency: int | None = None,
+    warm_up: bool = False,
 ) -> dict:
     cmd = [
         sys.executable,
@@ -204,6 +211,8 @@ def run_vpcprobe(
     ]
     if concurrency:
         cmd += ["--concurrency", str(concurrency)]
+    if warm_up:
+        cmd += ["--warm-up"]
     if pin is not None:
         cmd = ["taskset", "-c", pin] + cmd
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True, timeout=900)
@@ -473,18 +482,23 @@ def main() -> None:
         else:
             print("\nCPU-starved run skipped: needs taskset and at least 2 cores")
 
-        print("\nfirst round in a fresh process vs a warm round (1 target, no delay; median of 5 processes)")
-        firsts, warms, imports = [], [], []
-        for _ in range(5):
-            v = run_vpcprobe(port, 1, 1, 0, 5)
-            firsts.append(v["first_ms"])
-            warms.append(med(v["round_ms"]))
-            imports.append(v["import_ms"])
-        figures["first_ms"], figures["warm_ms"] = round(med(firsts), 2), round(med(warms), 2)
-        print(
-            f"  first {med(firsts):.2f} ms, warm {med(warms):.2f} ms: {med(firsts) / med(warms):.2f}× "
-            f"(importing the engine before it: {med(imports):.1f} ms)"
-        )
+        print("\nfirst round in a fresh process vs a warm round (1 target, no delay; median of 7 processes each)")
+        for hook in (False, True):
+            firsts, warms, imports, hooks = [], [], [], []
+            for _ in range(7):
+                v = run_vpcprobe(port, 1, 1, 0, 5, warm_up=hook)
+                firsts.append(v["first_ms"])
+                warms.append(med(v["round_ms"]))
+                imports.append(v["import_ms"])
+                hooks.append(v["warm_up_ms"] or 0.0)
+            key = "after_initializer" if hook else "no_initializer"
+            figures[f"first_ms_{key}"], figures[f"warm_ms_{key}"] = round(med(firsts), 2), round(med(warms), 2)
+            print(
+                f"  {'after the Initializer hook' if hook else 'without an Initializer  '}: "
+                f"first {med(firsts):.2f} ms, "
+                f"warm {med(warms):.2f} ms: {med(firsts) / med(warms):.2f}× (importing the engine before it: "
+                f"{med(imports):.1f} ms" + (f"; the hook itself: {med(hooks):.1f} ms)" if hook else ")")
+            )
     finally:
         bb.stop()
         server.stdin.close()
@@ -503,6 +517,7 @@ def child() -> None:
     p.add_argument("--delay", type=int)
     p.add_argument("--repeat", type=int)
     p.add_argument("--concurrency", type=int)
+    p.add_argument("--warm-up", action="store_true", help="run FC's Initializer warm-up before the first round")
     args = p.parse_args()
     sys.path.insert(0, str(ROOT))
     if args.child == "server":

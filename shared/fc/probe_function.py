@@ -20,6 +20,11 @@ from shared.probe.engine import Prober
 from shared.verdict.result import ProbeResult
 from shared.verdict.status import Status
 
+NO_SHARED_STORE = (
+    "no state: section: history needs the store both functions share (state.path on the NAS mount, or "
+    "state.backend: oss)"
+)
+
 # Warm-instance cache: the parsed config (reloaded when the file changes) and its prober.
 _cache: dict[str, Any] = {}
 
@@ -86,8 +91,11 @@ def _record_history(
     prober: Prober, results: list[ProbeResult], request_id: str | None, *, store: Any = None
 ) -> dict[str, Any]:
     """The round's history: under the alert step's lease when it passes its `store`, else under a lease of
-    its own on the configured store (StoreSettings' default without a state: section). Returns the summary's
-    `history` part; a failure is logged and reported there, never raised: history never fails a round."""
+    its own on the configured store (StoreSettings' default without a state: section, except in FC, where
+    that default is the instance's own /tmp: nobody could read it, so nothing is written). Returns the
+    summary's `history` part; a failure is logged and reported there, never raised: history never fails a round."""
+    if store is None and prober.config.alerts is None and os.environ.get("FC_FUNCTION_NAME"):
+        return {"skipped": NO_SHARED_STORE}
     from shared.history.record import record_round, record_with_lease
     from shared.state.settings import StoreSettings, open_store
 
@@ -206,3 +214,24 @@ def _crashed(exc: Exception, request_id: str | None) -> dict[str, Any]:
     error = clip(logs.redact_text(f"{type(exc).__name__}: {exc}"))
     logs.get_logger("vpcprobe.probe").error("handler_crashed", error=error, where=where, request_id=request_id)
     return {"ok": False, "error": f"internal error: {error}", "where": where}
+
+
+def initialize(context: Any = None, *, config_path: str | None = None) -> dict[str, Any]:
+    """FC's Initializer hook: load the config and warm the probe path once per instance, before its first
+    timer event (probe/warmup.py), so the first round costs what a warm one does.
+
+    Never raises: FC fails every invocation of an instance whose initializer failed, so a bad config is
+    left for the handler to report, and a warm-up that fails only costs the first round its speed."""
+    log = logs.get_logger("vpcprobe.probe")
+    request_id = getattr(context, "request_id", None)
+    try:
+        prober = _prober(config_path)
+        from shared.probe.warmup import warm_up
+
+        report = warm_up(prober.config)
+    except Exception as exc:
+        error = clip(logs.redact_text(f"{type(exc).__name__}: {exc}"))
+        log.warning("initialize_skipped", error=error, request_id=request_id, effect="the first round warms up")
+        return {"ok": False, "error": error}
+    log.info("initialized", request_id=request_id, **report)
+    return {"ok": True, **report}

@@ -233,3 +233,32 @@ def test_summary_counts_unknown_apart_from_failures():
     assert [r["status"] for r in s["results"]] == ["up", "unknown"]
     s = summarize([up, unknown, down])
     assert (s["ok"], s["down"], s["unknown"]) == (False, 1, 1)
+
+
+def test_initializer_loads_the_config_and_warms_the_probe_path(config, sim, capsys):
+    """FC's Initializer hook: one throwaway loopback round; the handler's first round then reuses its prober."""
+    from shared.fc import probe_function
+
+    entry = load_entry()
+    before = len(sim.requests)
+    assert entry.initialize(None) is None  # FC ignores the hook's return value
+    assert len(sim.requests) == before  # the warm-up round stays on the instance's own loopback
+    line = next(x for x in log_lines(capsys.readouterr().out) if x["event"] == "initialized")
+    assert line["round"] == "up" and line["tls_contexts"] == 0  # http-only config: no CA bundle built
+    assert 0 < line["ms"] < 5000
+    warmed = probe_function._cache["prober"]
+    summary = json.loads(entry.handler(b"{}", None))
+    assert (summary["ok"], summary["up"]) == (True, 2)
+    assert probe_function._cache["prober"] is warmed  # the first event reuses what the hook built
+
+
+def test_initializer_never_raises(tmp_path, monkeypatch, capsys):
+    """A failing Initializer fails every invocation of the instance: a bad config is left to the handler."""
+    from shared.fc.probe_function import initialize
+
+    bad = tmp_path / "vpcprobe.yaml"
+    bad.write_text("targets: 3\n")
+    monkeypatch.setenv("VPCPROBE_CONFIG", str(bad))
+    reply = initialize(None)
+    assert reply["ok"] is False and "ConfigError" in reply["error"]
+    assert any(x["event"] == "initialize_skipped" for x in log_lines(capsys.readouterr().out))

@@ -150,6 +150,16 @@ def test_without_alerts_history_takes_the_default_store_and_its_own_lease(tmp_pa
     assert store.acquire_lease("next round", 60)  # released after recording
 
 
+def test_in_fc_without_a_state_section_history_is_skipped_not_written_to_the_instance(tmp_path, sim, monkeypatch):
+    """FC's default store is the instance's /tmp: the gateway could never read it, so the round writes nothing."""
+    path = write_config(tmp_path, sim, monkeypatch)
+    monkeypatch.setenv("FC_FUNCTION_NAME", "vpcprobe-probe")
+    monkeypatch.setattr("shared.state.settings.default_path", lambda environ=None: str(tmp_path / "fc-tmp"))
+    summary = run(path)
+    assert summary["history"] == {"skipped": probe_function.NO_SHARED_STORE}
+    assert summary["up"] == 2 and not (tmp_path / "fc-tmp").exists()
+
+
 def test_an_invoke_without_alerting_records_under_its_own_lease_on_the_alert_store(tmp_path, sim, robot, monkeypatch):
     path = write_config(tmp_path, sim, monkeypatch, robot)
     summary = run(path, b'{"alert": false}')
