@@ -304,9 +304,13 @@ def _metrics(text: str) -> dict[str, float]:
 # --- the run -----------------------------------------------------------------------------------
 
 
-def bare_connect_ms(port: int, repeat: int = 50) -> float:
+def bare_connect_ms(port: int, repeat: int = 50, idle_s: float = 0.0) -> float:
+    """A blocking connect() in a tight loop, or each after `idle_s` of sleep: a core that idled (as it does
+    while a probe waits for a delayed answer) connects several times slower than a hot one."""
     times = []
     for _ in range(repeat):
+        if idle_s:
+            time.sleep(idle_s)
         s = socket.socket()
         start = time.perf_counter()
         s.connect((ZONES[0], port))
@@ -354,14 +358,16 @@ def main() -> None:
         figures["bare_connect_ms"] = round(bare, 3)
         print(f"\nbare connect() on loopback: {bare:.3f} ms median")
         print(
-            "ttfb error = reported ttfb − injected delay (blackbox: processing); connect − bare connect; "
-            f"median of {repeat}"
+            "ttfb error = reported ttfb − injected delay (blackbox: processing); connect − bare connect (hot, and "
+            f"after the same idle gap as the probe: the delay); median of {repeat}"
         )
         print(
             f"  {'delay':>6}  {'vpcprobe ttfb err':>17}  {'blackbox ttfb err':>17}  "
-            f"{'vpcprobe conn err':>17}  {'blackbox conn err':>17}"
+            f"{'vpcprobe conn err':>17}  {'blackbox conn err':>17}  {'idle bare':>9}  {'v err idle':>10}  "
+            f"{'bb err idle':>11}"
         )
         for delay in (0, 50, 200, 1000):
+            idle_bare = bare_connect_ms(port, min(repeat, 11), delay / 1000) if delay else bare
             v = run_vpcprobe(port, 1, 1, delay, repeat)
             v_ttfb = med([ph["ttfb"] - delay for ph in v["phases"] if ph["ttfb"] is not None])
             v_conn = med([ph["connect"] - bare for ph in v["phases"] if ph["connect"] is not None])
@@ -372,7 +378,16 @@ def main() -> None:
             b_conn = med([m["connect"] - bare for m in b])
             figures[f"ttfb_err_ms_{delay}"] = {"vpcprobe": round(v_ttfb, 3), "blackbox": round(b_ttfb, 3)}
             figures[f"connect_err_ms_{delay}"] = {"vpcprobe": round(v_conn, 3), "blackbox": round(b_conn, 3)}
-            print(f"  {delay:>4}ms  {v_ttfb:>+15.2f}ms  {b_ttfb:>+15.2f}ms  {v_conn:>+15.3f}ms  {b_conn:>+15.3f}ms")
+            v_idle, b_idle = v_conn + bare - idle_bare, b_conn + bare - idle_bare
+            figures[f"connect_err_idle_ms_{delay}"] = {
+                "bare": round(idle_bare, 3),
+                "vpcprobe": round(v_idle, 3),
+                "blackbox": round(b_idle, 3),
+            }
+            print(
+                f"  {delay:>4}ms  {v_ttfb:>+15.2f}ms  {b_ttfb:>+15.2f}ms  {v_conn:>+15.3f}ms  {b_conn:>+15.3f}ms  "
+                f"{idle_bare:>7.3f}ms  {v_idle:>+8.3f}ms  {b_idle:>+9.3f}ms"
+            )
 
         sizes = (1, 10, 100) if args.quick else (1, 10, 100, 1000)
         print(
