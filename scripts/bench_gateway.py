@@ -455,25 +455,83 @@ run(create_app(load_config(sys.argv[1])), host=sys.argv[2], port=int(sys.argv[3]
 """
 
 
-def start_gateway(upstream: Service, workdir: Path, cpu: int | None) -> Service:
-    """The real gateway: shared.gateway.app.create_app served by server.run, as in FC."""
+def start_gateway(upstream: Service, workdir: Path, cpu: int | None, root: Path = ROOT,
+                  name: str = "gateway") -> Service:
+    """The real gateway: shared.gateway.app.create_app served by server.run, as in FC; from `root`'s sources
+    (`--baseline-root`: another checkout's gateway beside this one, so before/after come from one run)."""
     config = _gateway_config(upstream, workdir)
     port = _free_port()
     env = dict(os.environ, **{GATEWAY_KEY_ENV: GATEWAY_KEY, UPSTREAM_KEY_ENV: UPSTREAM_KEY})
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = str(root)
     cmd = [sys.executable, "-c", GATEWAY_CODE, str(config), HOST, str(port)]
     if cpu is not None:
         cmd = ["taskset", "-c", str(cpu), *cmd]
     # One JSON log line per request is part of what the gateway costs (FC keeps stdout too): to a file.
-    log = workdir / "gateway.log"
+    log = workdir / f"{name}.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root)
     try:
         _wait_port(proc, port)
     except RuntimeError:
         sys.stderr.write(log.read_text(errors="replace")[-4000:])
         raise
-    return Service("gateway", proc, port)
+    return Service(name, proc, port)
+
+
+class _FloorApp:
+    """What any ASGI gateway on this server costs at least (`--floor`): `fixed` answers the completion itself
+    (uvicorn + uvloop alone); `relay` sends each request through shared/gateway/client.py's pool and relays the
+    answer with two ASGI sends, with no routing, keys, header rules or log line."""
+
+    def __init__(self, kind: str, upstream_port: int) -> None:
+        self.kind = kind
+        self.upstream_port = upstream_port
+        self.pool: Any = None
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        if self.kind == "fixed":
+            await send({"type": "http.response.start", "status": 200, "headers": [
+                (b"content-type", b"application/json"), (b"content-length", str(len(_COMPLETION)).encode())]})
+            await send({"type": "http.response.body", "body": _COMPLETION})
+            return
+        if self.pool is None:
+            from shared.gateway.client import UpstreamPool
+
+            self.pool = UpstreamPool()
+        reply = await self.pool.request(
+            "POST", CHAT_PATH, [(b"content-type", b"application/json")], body, ip=HOST, port=self.upstream_port,
+            server_name=UPSTREAM_NAME, connect_timeout=5, first_byte_timeout=30)
+        headers = [(k.lower(), v) for k, v in reply.raw_headers if k.lower() != b"transfer-encoding"]
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        async for chunk in reply.chunks(30):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        reply.release()
+
+
+def _serve_floor(kind: str, upstream_port: int, port: int) -> None:
+    from shared.gateway.server import run
+
+    run(_FloorApp(kind, upstream_port), host=HOST, port=port)
+
+
+def start_floor(kind: str, upstream: Service) -> Service:
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "_floor", kind, str(upstream.port), str(port)],
+                            stdin=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT)
+    _wait_port(proc, port)
+    return Service(f"floor-{kind}", proc, port)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -540,9 +598,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency-sweep", default="10,50,100,200",
                         help="gateway throughput/latency at these concurrencies (instanceConcurrency)")
     parser.add_argument("--gateway-cpu", type=int, help="pin the gateway to this CPU (taskset)")
+    parser.add_argument("--baseline-root", type=Path,
+                        help="also run the gateway of this source tree (e.g. a `git archive` of an older commit)")
+    parser.add_argument("--floor", action="store_true",
+                        help="also measure bare uvicorn (fixed answer) and uvicorn + the upstream client (relay)")
+    parser.add_argument("--rates-only", action="store_true", help="skip the concurrency sweep and the soak")
     args = parser.parse_args(argv)
     seconds = args.seconds or (2.0 if args.quick else 5.0)
-    soak_streams = args.soak_streams or (100 if args.quick else 500)
+    soak_streams = 0 if args.rates_only else args.soak_streams or (100 if args.quick else 500)
+    if args.rates_only:
+        args.concurrency_sweep = ""
     soak_seconds = args.soak_seconds or (10.0 if args.quick else 60.0)
 
     workdir = Path(tempfile.mkdtemp(prefix="vpcprobe-bench-gw-"))
@@ -553,6 +618,13 @@ def main(argv: list[str] | None = None) -> None:
         gateway = start_gateway(upstream, workdir, args.gateway_cpu)
         services.append(gateway)
         routes = [Route(upstream), Route(gateway, f"/{TARGET}", GATEWAY_KEY)]
+        if args.baseline_root is not None:
+            baseline = start_gateway(upstream, workdir, args.gateway_cpu, args.baseline_root.resolve(), "baseline")
+            services.append(baseline)
+            routes.append(Route(baseline, f"/{TARGET}", GATEWAY_KEY))
+        for kind in ("fixed", "relay") if args.floor else ():
+            services.append(start_floor(kind, upstream))
+            routes.append(Route(services[-1]))
         nginx = start_nginx(upstream, workdir)
         if nginx is None:
             print("nginx: not installed (apt-get install nginx): no nginx column, no throughput ratio")
@@ -572,13 +644,18 @@ def _report(routes: list[Route], seconds: float, args: argparse.Namespace, soak_
             soak_seconds: float) -> None:
     names = [r.name for r in routes]
     results: dict[str, dict[str, dict]] = {n: {} for n in names}
+    scenarios = {"c1": (1, False, 0.0), "c50": (50, False, 0.0), "sse": (1, True, 0.0),
+                 "c1_paced": (1, False, PAUSE_MS), "sse_paced": (1, True, PAUSE_MS)}
     for route in routes:
         measure_rate(route, 1, 0.5)  # warm every pool and code path
-        results[route.name]["c1"] = measure_rate(route, 1, seconds)
-        results[route.name]["c50"] = measure_rate(route, 50, seconds)
-        results[route.name]["sse"] = measure_rate(route, 1, seconds, stream=True)
-        results[route.name]["c1_paced"] = measure_rate(route, 1, seconds, pause_ms=PAUSE_MS)
-        results[route.name]["sse_paced"] = measure_rate(route, 1, seconds, stream=True, pause_ms=PAUSE_MS)
+    # Scenario by scenario, every contender in turn: a busy spell of the shared machine hits all of them alike.
+    for scenario, (concurrency, stream, pause) in scenarios.items():
+        for route in routes:
+            if stream and route.name == "floor-fixed":  # answers JSON only
+                results[route.name][scenario] = dict.fromkeys(("p50_ms", "p99_ms", "rps", "cpu_us_per_request",
+                                                                "errors"), 0)
+                continue
+            results[route.name][scenario] = measure_rate(route, concurrency, seconds, stream, pause)
     direct = results["upstream"]
     print(f"{'':34}" + "".join(f"{n:>14}" for n in names))
     rows = [
@@ -610,9 +687,12 @@ def _report(routes: list[Route], seconds: float, args: argparse.Namespace, soak_
     print(f"  c=1 added p50 <= 1 ms: {_fmt(gw['c1']['p50_ms'] - direct['c1']['p50_ms'])} ms back to back, "
           f"{_fmt(gw['c1_paced']['p50_ms'] - direct['c1_paced']['p50_ms'])} ms with gaps")
     if "nginx" in results:
-        ratio = gw["c50"]["rps"] / results["nginx"]["c50"]["rps"]
-        print(f"  c=50 throughput >= 0.2x nginx: {ratio:.2f}x ({gw['c50']['rps']:.0f} vs "
-              f"{results['nginx']['c50']['rps']:.0f} req/s)")
+        nginx_rps = results["nginx"]["c50"]["rps"]
+        print(f"  c=50 throughput >= 0.2x nginx: {gw['c50']['rps'] / nginx_rps:.2f}x ({gw['c50']['rps']:.0f} vs "
+              f"{nginx_rps:.0f} req/s)")
+        for name in names:
+            if name not in ("upstream", "gateway", "nginx"):
+                print(f"  {name}: c=50 {results[name]['c50']['rps'] / nginx_rps:.2f}x nginx")
     print(f"  first frame added p50 <= 0.3 ms: {_fmt(gw['sse']['p50_ms'] - direct['sse']['p50_ms'])} ms back to back, "
           f"{_fmt(gw['sse_paced']['p50_ms'] - direct['sse_paced']['p50_ms'])} ms with gaps")
 
@@ -626,9 +706,13 @@ def _report(routes: list[Route], seconds: float, args: argparse.Namespace, soak_
                   f"  errors {r['errors']}  RSS {gateway.service.rss_mb():.0f} MB  CPU {r['cpu_us_per_request']:.0f}"
                   f" us/request  ~{FC_VCPU * 1e6 / r['cpu_us_per_request']:.0f} req/s at {FC_VCPU} vCPU")
 
+    if not soak_streams:
+        return
     print(f"\n{soak_streams} concurrent streams x {soak_seconds:g} s (a frame every {args.soak_interval_ms:g} ms, "
           f"started over {args.soak_ramp:g} s):")
     for route in routes[1:]:
+        if route.name.startswith("floor-"):
+            continue
         s = soak(route, soak_streams, soak_seconds, args.soak_interval_ms, args.soak_ramp)
         print(f"  {route.name:8} errors {s['errors']}  first frame p50 {_fmt(s['first_frame_p50_ms'], 2)} ms "
               f"p99 {_fmt(s['first_frame_p99_ms'], 2)} ms  RSS start/peak/end {s['rss_start_mb']:.0f}/"
@@ -639,6 +723,8 @@ def _report(routes: list[Route], seconds: float, args: argparse.Namespace, soak_
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_upstream":
         _run_loop(_serve_upstream())
+    elif len(sys.argv) > 1 and sys.argv[1] == "_floor":
+        _serve_floor(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     elif len(sys.argv) > 1 and sys.argv[1] == "_load":
         print(json.dumps(_load_main(json.loads(sys.argv[2]))))
     else:

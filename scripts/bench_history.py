@@ -150,7 +150,8 @@ def bench(label: str, make_store, n: int, rounds: int) -> None:
     record_round(store, sample, now=now + 1)
     warm_reads = [timed(view.read_view, store, now=now + 2) for _ in range(3)]
     warm, ms_warm = warm_reads[-1][0], statistics.median(ms for _, ms in warm_reads)
-    body, ms_json = timed(lambda: json.dumps(warm.to_dict()).encode())
+    body, ms_json = timed(lambda: json.dumps(warm.summary_dict(now + 2)).encode())
+    full, ms_full = timed(lambda: json.dumps(warm.full_dict()).encode())
     points = sum(len(t.points) for t in cold.targets)
     hours = sum(len(t.hours) for t in cold.targets)
     view._parsed.clear()
@@ -161,7 +162,8 @@ def bench(label: str, make_store, n: int, rounds: int) -> None:
     del held
     print(f"{'':9} {n:5} targets  read_view: cold {ms_cold:7.0f} ms, warm {ms_warm:6.0f} ms "
           f"({points} points, {hours} hours, {memory / 2**20:.0f} MiB held)  "
-          f"to_dict+json: {ms_json:5.0f} ms, {len(body) / 2**20:.1f} MiB")
+          f"summary json: {ms_json:5.0f} ms, {len(body) / 2**20:.1f} MiB; "
+          f"full json: {ms_full:5.0f} ms, {len(full) / 2**20:.1f} MiB")
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ A day of minutely rounds per target (1440 points, what the history view holds at
 each target's latest result with two zone addresses and a diagnosis, at 100 and 1000 targets. Only
 the rendering is timed (the view is built beforehand; reading it is the history reader's cost, cached
 for state_ttl); the median of --repeat runs, in one process, so compare the rows with each other.
+/status.json is timed as the route renders it: the default summary, and `?points=full`.
 
     .venv/bin/python scripts/bench_status.py [--targets 100,1000] [--repeat 5]
 """
@@ -22,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shared.gateway import metrics, status_page  # noqa: E402
 from shared.gateway.history_cache import HistorySnapshot  # noqa: E402
-from shared.history.view import HistoryView, Point, TargetHistory, rfc3339  # noqa: E402
+from shared.history.view import HistoryView, Hours, Point, Series, TargetHistory, rfc3339  # noqa: E402
 from shared.verdict.codes import Code  # noqa: E402
 from shared.verdict.diagnose import diagnose  # noqa: E402
 from shared.verdict.result import AddressResult, ProbeResult  # noqa: E402
@@ -37,7 +38,7 @@ def build_view(n: int, now: float) -> HistoryView:
         name, kind = f"target-{i:04d}", "dashscope" if i % 3 else "eas"
         url = f"http://ep-{i:04d}.dashscope.ap-southeast-1.privatelink.aliyuncs.com/compatible-mode/v1/models"
         down_from = (i * 37) % ROUNDS
-        points = tuple(
+        points = Series.of(
             Point(now - (ROUNDS - 1 - j) * 60.0, Status.DOWN if down_from <= j < down_from + 5 else Status.UP,
                   20.0 + (i + j) % 40, 10.0, None)
             for j in range(ROUNDS)
@@ -47,9 +48,13 @@ def build_view(n: int, now: float) -> HistoryView:
                                    diagnosis=diagnose(Code.CONNECT_REFUSED, "10.0.2.10:80: refused"))]
         latest = ProbeResult(name, kind, url, Status.DEGRADED, 200, {"total": 21.0}, addresses,
                              diagnosis=diagnose(Code.ZONES_DOWN, "1 of 2 down (10.0.2.10: connect_refused)"))
-        targets.append(TargetHistory(name, kind, url, latest.to_dict(), rfc3339(now - 300), points, (),
+        targets.append(TargetHistory(name, kind, url, latest.to_dict(), rfc3339(now - 300), points, Hours(),
                                      {"24h": 99.65, "7d": 99.9, "30d": 99.97}, None))
     return HistoryView(rfc3339(now), rfc3339(now), tuple(targets))
+
+
+def compact(doc: dict) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode()
 
 
 def timed(fn, repeat: int) -> tuple[bytes, float]:
@@ -73,7 +78,8 @@ def main() -> None:
         snapshot = HistorySnapshot(build_view(n, now), {f"target-{i:04d}": "firing" for i in range(n)})
         routes = {
             "/status": lambda s=snapshot: status_page.render(s, lambda name: True, now=now),
-            "/status.json": lambda s=snapshot: json.dumps(s.view.to_dict(), separators=(",", ":")).encode(),
+            "/status.json": lambda s=snapshot: compact(s.view.summary_dict(now)),
+            "/status.json?points=full": lambda s=snapshot: compact(s.view.full_dict()),
             "/metrics": lambda s=snapshot: metrics.render(s, lambda name: True),
         }
         for route, fn in routes.items():

@@ -2,52 +2,163 @@
 
 mutmut (3.x, the `mutation` extra) copies shared/ and tests/ into ./mutants and, for each mutant, runs
 only the tests that reached the mutated function during its stats run ([tool.mutmut] in pyproject.toml:
-the core areas' tests). Running a module at a time keeps a run interruptible and its figures apart.
+the core areas' tests). Running a module at a time keeps a run interruptible and its figures apart; a
+module whose functions hundreds of tests reach is restricted to the functions holding its rules
+(CORE_MODULES says which and why), and `--minutes` caps each module's run (the rest: unchecked).
 
-A surviving mutant is either a gap in the tests (write the test) or equivalent: no test could tell it
-from the original. Equivalent ones are listed in EQUIVALENT below by function and mutated line, each with
-why; the score is killed / (mutants - equivalent), timeouts counted as killed (the bug was noticed).
+A surviving mutant is either a gap in the tests (write the test) or excused in EXCUSED below, by function
+and mutated line, with why: equivalent (no test could tell it from the original: out of the score) or
+acceptable (a test could, but only a forbidden or unreasonable one: it counts as a survivor). The score is
+killed / (mutants - equivalent), timeouts counted as killed (the bug was noticed).
 
-    python scripts/mutation.py                              # every core module, smallest first
+    python scripts/mutation.py                              # every core module, fewest mutants first
     python scripts/mutation.py shared/alerts/policy.py      # one module
+    python scripts/mutation.py --minutes 5 --max-children 2 # each module at most 5 minutes, 2 at once
     python scripts/mutation.py --report-only                # the table from the last runs, no mutmut run
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.text_enum import TextEnum
+
 ROOT = Path(__file__).resolve().parents[1]
 MUTMUT = Path(sys.executable).with_name("mutmut")
 
-# The core modules of issue 11, in the order a full run takes them (smallest first).
-CORE_MODULES = (
-    "shared/credentials/refs.py",
-    "shared/verdict/decide.py",
-    "shared/verdict/diagnose.py",
-    "shared/verdict/result.py",
-    "shared/config/reader.py",
-    "shared/verdict/overload.py",
-    "shared/logs.py",
-    "shared/state/store.py",
-    "shared/credentials/provider.py",
-    "shared/alerts/outbox.py",
-    "shared/verdict/codes.py",
-    "shared/state/file.py",
-    "shared/config/load.py",
-    "shared/alerts/channels/dingtalk.py",
-    "shared/alerts/channels/email.py",
-    "shared/probe/dns.py",
-    "shared/config/urls.py",
-    "shared/alerts/policy.py",
-    "shared/probe/transport.py",
+
+@dataclass(frozen=True)
+class Module:
+    """A source file to mutate; `functions` (mutmut's names: `x_name`, `xǁClassǁmethod`) restricts the run
+    to those, `()` takes every function. A restriction says `why`."""
+
+    path: str
+    functions: tuple[str, ...] = ()
+    why: str = ""
+
+    def patterns(self) -> list[str]:
+        """The mutant name patterns `mutmut run` takes (mutants are named module.function__mutmut_N)."""
+        prefix = self.path.removesuffix(".py").replace("/", ".") + "."
+        return [f"{prefix}{f}__mutmut_*" for f in self.functions] or [prefix + "*"]
+
+    def selects(self, mutant: str) -> bool:
+        return any(fnmatch.fnmatchcase(mutant, pattern) for pattern in self.patterns())
+
+
+_TIMING = "the timing arithmetic of issue 11: the marks, the stamps and the phases computed from them"
+_HEAVY = (
+    "its functions are reached by hundreds of round and config tests (a mutant costs seconds on the shared "
+    "2-core machine): the functions that hold the module's rules, not its plumbing"
 )
+
+# The core modules of issue 11, in the order a full run takes them (fewest mutants first).
+CORE_MODULES: tuple[Module, ...] = (
+    Module("shared/credentials/values.py"),
+    Module("shared/verdict/decide.py"),
+    Module("shared/credentials/refs.py"),
+    Module("shared/verdict/result.py"),
+    Module("shared/probe/dns.py"),
+    Module(
+        "shared/probe/attempt.py",
+        ("x__span", "x__phases", "x__blackbox_phases", "x__timeout_phase"),
+        _TIMING,
+    ),
+    Module("shared/verdict/overload.py"),
+    Module("shared/verdict/diagnose.py"),
+    Module("shared/credentials/provider.py"),
+    Module(
+        "shared/config/reader.py",
+        ("xǁConfigErrorǁ__init__", "xǁReaderǁerror", "xǁReaderǁint", "xǁReaderǁseconds"),
+        _HEAVY,
+    ),
+    Module(
+        "shared/state/store.py",
+        ("xǁStoreǁacquire_lease", "xǁStoreǁholds", "xǁStoreǁrelease", "x_parse_document"),
+        "the lease (who may write) and reading the document",
+    ),
+    Module(
+        "shared/state/file.py",
+        ("xǁFileStoreǁ_create_lease", "xǁFileStoreǁ_create_exclusive", "xǁFileStoreǁ_atomic_write"),
+        "the lease file and the atomic write",
+    ),
+    Module(
+        "shared/state/document.py",
+        ("x_salvage", "x__record_problem", "x__objects", "x__count", "x__moment"),
+        "what is kept and what dropped from a damaged document (the per-field tables are data)",
+    ),
+    Module(
+        "shared/logs.py",
+        (
+            "x_secret_forms",
+            "x__base64_forms",
+            "x__percent_lower",
+            "x_register_secret",
+            "x_register_login",
+            "x_redact_text",
+            "x_redact",
+        ),
+        "the redaction: every form of a secret, and where it is masked",
+    ),
+    Module("shared/alerts/outbox.py", ("xǁOutboxǁadd", "x__candidate", "x_deliver"), _HEAVY),
+    Module(
+        "shared/probe/transport.py",
+        (
+            "xǁMarksǁstage",
+            "xǁ_ResponseReaderǁdata_received",
+            "xǁ_ResponseReaderǁon_headers_complete",
+            "xǁ_ResponseReaderǁ_finish",
+            "x__connect",
+            "xǁExchangeǁsend",
+            "xǁExchangeǁbody",
+        ),
+        _TIMING,
+    ),
+    Module(
+        "shared/config/load.py",
+        ("x_split_addr", "x__read_resolve", "x__read_alerting", "x_find_config", "x_load_config"),
+        _HEAVY,
+    ),
+    Module(
+        "shared/alerts/policy.py",
+        ("x_decide", "x__step", "x__judged", "x__notify", "xǁWindowǁactive", "x_note_id", "x__older"),
+        "the alert state machine, maintenance windows and notification ids (not the to/from_dict plumbing)",
+    ),
+    Module(
+        "shared/alerts/channels/dingtalk.py",
+        ("x_sign", "xǁDingTalkǁsend", "x__why"),
+        "signing, delivery outcomes and what of an error may be shown (not the markdown)",
+    ),
+    Module(
+        "shared/config/urls.py",
+        (
+            "x__q",
+            "x_join_url",
+            "x_check_doubled_segments",
+            "x_check_request_path",
+            "x_check_host",
+            "x_check_dns_name",
+            "x__split",
+            "x_is_ip",
+            "xǁEndpointǁurl_for",
+        ),
+        "the URL rules every endpoint goes through (not the per-product URL builders)",
+    ),
+    Module(
+        "shared/alerts/channels/email.py",
+        ("xǁEmailǁsend", "xǁEmailǁbuild", "xǁEmailǁ_send"),
+        "the SMTP session and its outcomes, the message's headers (not the HTML part's inline CSS, nor config)",
+    ),
+    Module("shared/verdict/codes.py"),
+)
+CORE_BY_PATH = {m.path: m for m in CORE_MODULES}
 
 # mutmut's exit codes of a checked mutant (mutmut.stats.status_by_exit_code).
 KILLED = {1, 3}
@@ -56,14 +167,22 @@ NO_TESTS = {5, 33}
 TIMEOUT = {36, -24, 24, 152, 255}
 
 
+class Verdict(TextEnum):
+    """Why a survivor is not a gap in the tests."""
+
+    EQUIVALENT = "equivalent"  # no test could tell it from the original: out of the score
+    ACCEPTABLE = "acceptable"  # a test could, but only a forbidden one (timed, a real DNS lookup): it counts
+
+
 @dataclass(frozen=True)
-class Equivalent:
-    """A survivor no test can tell from the original: `function` (mutmut's mangled name without the
-    mutant number) and the mutated line as mutmut prints it after `+`, stripped."""
+class Excused:
+    """A survivor that is not a gap: `function` (mutmut's mangled name without the mutant number) and the
+    mutated line as mutmut prints it after `+`, stripped."""
 
     function: str
     line: str
     why: str
+    verdict: Verdict = Verdict.EQUIVALENT
 
 
 _NO_HOST_IN_REMEDY = "the remedy of this code has no {host} placeholder: the context it drops is never read"
@@ -71,84 +190,383 @@ _FIRST_OF_MOST_COMMON = (
     "Counter.most_common(n)[0] is the same element for every n >= 1 and for None (ties keep insertion order)"
 )
 
-EQUIVALENT: tuple[Equivalent, ...] = (
-    Equivalent(
+_DONE_FETCH_KEPT = (
+    "the finished fetch stays in _inflight (one per reference, replaced by the next fetch); resolve treats a "
+    "done future as no fetch in flight, so nothing behaves differently"
+)
+_NO_DURATION_TEXT = (
+    "no value YAML gives (a list, a mapping, a date, bytes, true/false) has a str() the duration pattern "
+    "matches, nor does 'XXXX': each is refused as before"
+)
+_TEMP_NAME = (
+    "the temporary file's name: it is renamed or removed before the write returns, so only a crash in between "
+    "leaves it, where a name without the leading dot would be listed as an object"
+)
+_SEEN_IS_A_TIMEOUT = (
+    "_overload is only called with a diagnosis that _timed_out accepted, never None: the `else` is unreachable"
+)
+_HOST_UNREAD_BY_TARGET = (
+    "with expect_private false (None is as false), target_verdict reads `host` only for zones_down, whose "
+    "remedy has no {host}; overload's own zones_down message is built without it"
+)
+
+EXCUSED: tuple[Excused, ...] = (
+    Excused(
         "shared.verdict.decide.x_target_verdict",
         "top = Counter(a.error_code for a in bad if a.error_code).most_common(None)[0][0]",
         _FIRST_OF_MOST_COMMON,
     ),
-    Equivalent(
+    Excused(
         "shared.verdict.decide.x_target_verdict",
         "top = Counter(a.error_code for a in bad if a.error_code).most_common(2)[0][0]",
         _FIRST_OF_MOST_COMMON,
     ),
-    Equivalent(
+    Excused(
         "shared.verdict.decide.x_address_verdict",
         'return Status.DEGRADED, diagnose(Code.SLOW, f"{total_ms:.0f} ms > {latency_slo_ms:.0f} ms", )',
         _NO_HOST_IN_REMEDY,
     ),
-    Equivalent(
+    Excused(
         "shared.verdict.decide.x_target_verdict",
         'return Status.DEGRADED, diagnose(Code.ZONES_DOWN, f"{len(bad)} of {len(addresses)} down ({detail})", '
         "host=None)",
         _NO_HOST_IN_REMEDY,
     ),
-    Equivalent(
+    Excused(
         "shared.verdict.decide.x_target_verdict",
         'return Status.DEGRADED, diagnose(Code.ZONES_DOWN, f"{len(bad)} of {len(addresses)} down ({detail})", )',
         _NO_HOST_IN_REMEDY,
     ),
-    Equivalent(
+    Excused(
         "shared.verdict.decide.x_target_verdict",
         "return Status.DEGRADED, diagnose(Code.DNS_PUBLIC_ADDRESS, f\"{host} -> {', '.join(public)}\", host=None)",
         _NO_HOST_IN_REMEDY,
     ),
-    Equivalent(
+    Excused(
         "shared.verdict.decide.x_target_verdict",
         "return Status.DEGRADED, diagnose(Code.DNS_PUBLIC_ADDRESS, f\"{host} -> {', '.join(public)}\", )",
         _NO_HOST_IN_REMEDY,
+    ),
+    Excused(
+        "shared.verdict.diagnose.x_for_status",
+        'text = body[:2048].decode("UTF-8", "replace").lower()',
+        "codec names are case-insensitive: UTF-8 and utf-8 are the same codec",
+    ),
+    Excused(
+        "shared.probe.attempt.x__blackbox_phases",
+        '"transfer": _span(marks.first_byte, marks.body_end if (marks.body_end is not None) or True else None),',
+        "`body_end if body_end is not None else None` is `body_end` either way",
+    ),
+    *(
+        Excused("shared.verdict.overload.x__overload", line, _SEEN_IS_A_TIMEOUT)
+        for line in (
+            'observed = f" (the probe saw {seen.code}: {seen.message})" if (seen is not None) or True else ""',
+            'observed = f" (the probe saw {seen.code}: {seen.message})" if seen is not None else "XXXX"',
+        )
+    ),
+    *(
+        Excused(
+            "shared.verdict.overload.x__target",
+            f"status, diagnosis = target_verdict(known, host={host}, expect_private={private})",
+            _HOST_UNREAD_BY_TARGET,
+        )
+        for host, private in (
+            ("None", "False"),
+            ('"XXthe hostXX"', "False"),
+            ('"THE HOST"', "False"),
+            ('"the host"', "None"),
+        )
+    ),
+    Excused(
+        "shared.credentials.provider.xǁTokenProviderǁ__init__",
+        'self._context: Any = ""',
+        "the control plane reads the context with getattr(context, 'credentials', None): '' has none, like None",
+    ),
+    *(
+        Excused("shared.credentials.provider.xǁTokenProviderǁ_fetched", line, _DONE_FETCH_KEPT)
+        for line in (
+            "if self._inflight.get(None, (None, None))[1] is future:",
+            "if self._inflight.get(ref, None)[1] is future:",
+            "if self._inflight.get((None, None))[1] is future:",
+            "if self._inflight.get(ref, )[1] is future:",
+            "if self._inflight.get(ref, (None, None))[2] is future:",
+        )
+    ),
+    Excused(
+        "shared.credentials.provider.xǁTokenProviderǁ_fetched",
+        "if self._inflight.get(ref, (None, None))[1] is not future:",
+        "drops another event loop's fetch of the same reference, so that loop's next caller fetches again: "
+        "only two loops (threads) fetching one reference at once show it",
+        Verdict.ACCEPTABLE,
+    ),
+    Excused(
+        "shared.credentials.provider.xǁTokenProviderǁ_fetched",
+        "if future.cancelled():",
+        "a failed fetch whose every caller timed out would log asyncio's 'exception was never retrieved' at "
+        "garbage collection: seen only through gc timing",
+        Verdict.ACCEPTABLE,
+    ),
+    *(
+        Excused("shared.config.reader.xǁReaderǁseconds", line, _NO_DURATION_TEXT)
+        for line in (
+            'text = value if isinstance(value, str) else str(value) if isinstance(value, (int, float)) else "XXXX"',
+            "text = value if isinstance(value, str) else str(value) if (isinstance(value, (int, float))) or True "
+            'else ""',
+            "m = _DURATION.match(text.strip()) if (not isinstance(value, bool)) or True else None",
+        )
+    ),
+    *(
+        Excused(
+            "shared.state.store.xǁStoreǁholds",
+            f"if mine is None or max(self._lease_numbers(), default={default}) != mine:",
+            "with no lease objects left, `mine` (a number >= 1) differs from 0 and from None; with default 1 and "
+            "mine 1, the record read next is absent and holds is False all the same",
+        )
+        for default in ("None", "1")
+    ),
+    Excused(
+        "shared.state.store.xǁStoreǁholds",
+        'return bool(record) and record.get("owner") == owner and float(record.get("expires", 1)) > now',
+        "only a damaged record lacks `expires`, and the clock is epoch seconds: 1 > now is as false as 0 > now",
+    ),
+    Excused(
+        "shared.state.store.xǁStoreǁrelease",
+        "self._write_lease(mine, None)",
+        "both backends read a lease object that is not a JSON object as no record, which acquire_lease and "
+        "holds treat exactly like a released one",
+    ),
+    *(
+        Excused(
+            "shared.state.store.xǁStoreǁacquire_lease",
+            "if current is not None and not current.get(" + key + ') and float(current.get("expires", 0)) > now:',
+            "release() writes `expires: 0` beside `released: true`: a released record is expired either way",
+        )
+        for key in ("None", '"XXreleasedXX"', '"RELEASED"')
+    ),
+    Excused(
+        "shared.state.store.xǁStoreǁacquire_lease",
+        'if current is not None and not current.get("released") and float(current.get("expires", 1)) > now:',
+        "only a damaged record lacks `expires`, and the clock is epoch seconds: 1 > now is as false as 0 > now",
+    ),
+    *(
+        Excused(
+            "shared.state.store.xǁStoreǁacquire_lease",
+            f"if max(self._lease_numbers(), {default}) != mine:",
+            "the lease just created is among the numbers, so the list is never empty and its default never used",
+        )
+        for default in ("default=None", "", "default=1")
+    ),
+    *(
+        Excused(
+            "shared.state.store.xǁStoreǁrelease",
+            "self._write_lease(mine, {**record, " + marks + "})",
+            "a released record says so twice (`released: true` and `expires: 0`), and either one alone frees the "
+            "lease for acquire_lease; holds() of the releasing owner is already false (it forgot its number)",
+        )
+        for marks in (
+            '"XXreleasedXX": True, "expires": 0',
+            '"RELEASED": True, "expires": 0',
+            '"released": False, "expires": 0',
+            '"released": True, "XXexpiresXX": 0',
+            '"released": True, "EXPIRES": 0',
+            '"released": True, "expires": 1',
+        )
+    ),
+    *(
+        Excused("shared.state.file.xǁFileStoreǁ_atomic_write", line, _TEMP_NAME, Verdict.ACCEPTABLE)
+        for line in (
+            'fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=None, suffix=".json")',
+            'fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=None)',
+            'fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".json")',
+            'fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", )',
+            'fd, tmp = tempfile.mkstemp(dir=target.parent, prefix="XX.tmp-XX", suffix=".json")',
+            'fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".TMP-", suffix=".json")',
+            'fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix="XX.jsonXX")',
+            'fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".JSON")',
+        )
+    ),
+    *(
+        Excused("shared.state.file.xǁFileStoreǁ_create_lease", line, _TEMP_NAME, Verdict.ACCEPTABLE)
+        for line in (
+            "fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=None)",
+            "fd, tmp = tempfile.mkstemp(dir=self.dir, )",
+            'fd, tmp = tempfile.mkstemp(dir=self.dir, prefix="XX.tmp-lease-XX")',
+            'fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".TMP-LEASE-")',
+        )
+    ),
+    *(
+        Excused(
+            "shared.state.file.xǁFileStoreǁ_create_lease",
+            line,
+            "the lease's temporary file in the system temp folder: os.link into the state folder then fails "
+            "(EXDEV) only when the two are different file systems, which a test here cannot arrange",
+            Verdict.ACCEPTABLE,
+        )
+        for line in (
+            'fd, tmp = tempfile.mkstemp(dir=None, prefix=".tmp-lease-")',
+            'fd, tmp = tempfile.mkstemp(prefix=".tmp-lease-")',
+        )
+    ),
+    Excused(
+        "shared.state.file.xǁFileStoreǁ_create_lease",
+        'tmp = ""',
+        "tmp stays unset only when mkstemp failed; os.unlink('') then raises an OSError the cleanup swallows",
+    ),
+    *(
+        Excused(
+            "shared.state.document.x__moment",
+            line,
+            "Python 3.11+ (which mutmut runs on) reads a trailing Z itself; on 3.10 the replace matters, and "
+            "tests/state/test_document_mutants.py's Z times fail there without it",
+        )
+        for line in (
+            'parsed = datetime.fromisoformat(v.replace("XXZXX", "+00:00"))',
+            'parsed = datetime.fromisoformat(v.replace("z", "+00:00"))',
+        )
+    ),
+    *(
+        Excused(
+            "shared.logs.x__base64_forms",
+            f'if len(text.rstrip("=")) >= _MIN_CORE or (core is data and {bound}):',
+            "the whole encoding of what reaches here has at least 6 characters (register_secret takes 4 bytes "
+            "and more); register_login's shorter blobs are cut at 8 characters after",
+        )
+        for bound in ("len(text) > 4", "len(text) >= 5")
+    ),
+    Excused(
+        "shared.logs.x__base64_forms",
+        "for shift in range(4):",
+        "a fourth core, the secret without its first 3 bytes, encodes to a suffix of the first core: more text "
+        "masked (the tail of a secret quoted alone), never less",
+        Verdict.ACCEPTABLE,
+    ),
+    Excused(
+        "shared.logs.x_secret_forms",
+        'forms = {value, quote(value, safe="XXXX"), quote(value), quote_plus(value)}',
+        "letters are never percent-escaped: safe='XXXX' escapes exactly what safe='' does",
+    ),
+    *(
+        Excused("shared.logs.x_secret_forms", line, "codec names are case-insensitive")
+        for line in ('data = value.encode("UTF-8", "surrogatepass")',)
+    ),
+    Excused(
+        "shared.logs.x_register_login",
+        'forms |= _base64_forms(blob.encode("UTF-8", "surrogatepass"))',
+        "codec names are case-insensitive",
+    ),
+    *(
+        Excused(
+            "shared.logs.x_secret_forms",
+            line,
+            "differs only for a value with a lone surrogate, and such a value raises at quote() on the next line "
+            "anyway (a bug, reported: shared/logs.py secret_forms)",
+            Verdict.ACCEPTABLE,
+        )
+        for line in (
+            'data = value.encode("utf-8", )',
+            'data = value.encode("utf-8", "XXsurrogatepassXX")',
+            'data = value.encode("utf-8", "SURROGATEPASS")',
+        )
+    ),
+    Excused(
+        "shared.logs.x_register_login",
+        "_known.add(None)",
+        "the key only spares recomputing the forms of a login seen before; _add_forms adds nothing new then",
+    ),
+    Excused(
+        "shared.state.store.xǁStoreǁacquire_lease",
+        "if old <= mine:",
+        "`numbers` was listed before `mine` = max(numbers) + 1 was created: every old number is below it",
+    ),
+    *(
+        Excused(
+            "shared.state.store.xǁStoreǁacquire_lease",
+            'if not self._create_lease(mine, {"owner": owner, "expires": now + ttl_s, ' + key + ": now}):",
+            "`acquired` is written for a person reading the lease object; no code reads it",
+            Verdict.ACCEPTABLE,
+        )
+        for key in ('"XXacquiredXX"', '"ACQUIRED"')
+    ),
+    Excused(
+        "shared.state.store.xǁStoreǁacquire_lease",
+        "break  # another contender created it first: look at the new holder",
+        "after losing a create race the new holder is looked at again; break gives up at once: the same answer "
+        "unless the winner released its lease between the two reads (a three-process race)",
+        Verdict.ACCEPTABLE,
     ),
 )
 
 
 @dataclass
 class ModuleScore:
-    module: str
+    module: Module
     killed: int = 0
-    survived: list[str] = field(default_factory=list)
+    survived: list[str] = field(default_factory=list)  # neither excused nor reached by a test
     no_tests: list[str] = field(default_factory=list)
     timeout: int = 0
     unchecked: int = 0
-    equivalent: list[tuple[str, str]] = field(default_factory=list)  # (mutant, why)
+    excused: list[tuple[str, Excused]] = field(default_factory=list)
     diffs: dict[str, str] = field(default_factory=dict)
+
+    def excused_as(self, verdict: Verdict) -> list[tuple[str, Excused]]:
+        return [(name, e) for name, e in self.excused if e.verdict is verdict]
 
     @property
     def total(self) -> int:
-        return self.killed + len(self.survived) + len(self.no_tests) + self.timeout + len(self.equivalent)
+        return self.killed + len(self.survived) + len(self.no_tests) + self.timeout + len(self.excused)
 
     @property
     def score(self) -> float | None:
         """Killed (timeouts included) over the non-equivalent mutants checked."""
-        checked = self.total - len(self.equivalent)
+        checked = self.total - len(self.excused_as(Verdict.EQUIVALENT))
         return None if checked == 0 else (self.killed + self.timeout) / checked
 
 
-def mutant_prefix(module: str) -> str:
-    """shared/alerts/policy.py -> shared.alerts.policy. (mutmut names mutants module.function__mutmut_N)."""
-    return module.removesuffix(".py").replace("/", ".") + "."
+def forget_plain_copy(module: Module) -> None:
+    """mutmut copies a file it does not mutate into ./mutants; if that file joins `only_mutate` later, the
+    copy's newer mtime makes mutmut take it as already mutated, with no mutants. Drop such a copy."""
+    copy = ROOT / "mutants" / module.path
+    if copy.exists() and not copy.with_name(copy.name + ".meta").exists():
+        copy.unlink()
 
 
-def run_module(module: str, max_children: int, log: Path) -> int:
-    """One `mutmut run` over the module's mutants; its (long, spinner-filled) output goes to `log`."""
+def run_module(module: Module, max_children: int, log: Path, minutes: float | None = None) -> int:
+    """One `mutmut run` over the module's selected mutants; its (long, spinner-filled) output goes to `log`.
+
+    After `minutes`, mutmut is interrupted (it stops its workers and keeps every result so far): the
+    mutants it did not reach are reported as unchecked, and a later run of the module takes them."""
+    forget_plain_copy(module)
     with log.open("wb") as out:
-        proc = subprocess.run(
-            [str(MUTMUT), "run", "--max-children", str(max_children), mutant_prefix(module) + "*"],
+        proc = subprocess.Popen(
+            [str(MUTMUT), "run", "--max-children", str(max_children), *module.patterns()],
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
         )
-    return proc.returncode
+        try:
+            return proc.wait(timeout=None if minutes is None else minutes * 60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)
+            proc.wait()
+            return 0
+
+
+# What mutmut prints when the unmutated tests failed (its stats run, or the clean run before the mutants).
+UNMUTATED_RUN_FAILED = ("failed to collect stats", "Failed to run clean test")
+CLEAN_RUN_TRIES = 3
+
+
+def run_with_retries(module: Module, max_children: int, log: Path, minutes: float | None) -> int:
+    """run_module, again when the unmutated tests failed: on a busy machine a timing test can miss its
+    bound once; a real failure fails every try."""
+    for _ in range(CLEAN_RUN_TRIES):
+        code = run_module(module, max_children, log, minutes)
+        output = log.read_text(errors="replace")
+        if code == 0 or not any(marker in output for marker in UNMUTATED_RUN_FAILED):
+            return code
+        print(f"   the unmutated tests failed on {module.path}, trying again", flush=True)
+    return code
 
 
 def mutant_diff(name: str) -> str:
@@ -157,22 +575,21 @@ def mutant_diff(name: str) -> str:
     return "\n".join(line for line in shown.splitlines() if line[:1] in "-+" and line[:3] not in ("---", "+++"))
 
 
-def equivalent_reason(name: str, diff: str) -> str | None:
+def excuse(name: str, diff: str) -> Excused | None:
     function = name.rsplit("__mutmut_", 1)[0]
     added = [line[1:].strip() for line in diff.splitlines() if line.startswith("+")]
-    for known in EQUIVALENT:
-        if known.function == function and known.line in added:
-            return known.why
-    return None
+    return next((e for e in EXCUSED if e.function == function and e.line in added), None)
 
 
-def score_module(module: str) -> ModuleScore:
-    meta = ROOT / "mutants" / (module + ".meta")
+def score_module(module: Module) -> ModuleScore:
+    meta = ROOT / "mutants" / (module.path + ".meta")
     result = ModuleScore(module)
     if not meta.exists():
         return result
     codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
     for name, code in sorted(codes.items()):
+        if not module.selects(name):
+            continue
         if code is None:
             result.unchecked += 1
         elif code in KILLED:
@@ -180,30 +597,34 @@ def score_module(module: str) -> ModuleScore:
         elif code in TIMEOUT:
             result.timeout += 1
         else:
-            diff = mutant_diff(name)
-            why = equivalent_reason(name, diff)
-            if why is not None:
-                result.equivalent.append((name, why))
-                continue
-            result.diffs[name] = diff
-            (result.no_tests if code in NO_TESTS else result.survived).append(name)
+            diff = result.diffs[name] = mutant_diff(name)
+            excused = excuse(name, diff)
+            if excused is not None:
+                result.excused.append((name, excused))
+            else:
+                (result.no_tests if code in NO_TESTS else result.survived).append(name)
     return result
 
 
 def table(scores: list[ModuleScore]) -> str:
     rows = [
-        "| module | mutants | killed | survived | no tests | equivalent | timeout | score |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| module | mutants | killed | survived | acceptable | no tests | equivalent | timeout | score |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in scores:
         score = "not run" if s.score is None else f"{s.score:.0%}"
         if s.unchecked:
             score += f" ({s.unchecked} unchecked)"
+        name = s.module.path + (" (restricted)" if s.module.functions else "")
         rows.append(
-            f"| {s.module} | {s.total} | {s.killed} | {len(s.survived)} | {len(s.no_tests)} | "
-            f"{len(s.equivalent)} | {s.timeout} | {score} |"
+            f"| {name} | {s.total} | {s.killed} | {len(s.survived)} | {len(s.excused_as(Verdict.ACCEPTABLE))} | "
+            f"{len(s.no_tests)} | {len(s.excused_as(Verdict.EQUIVALENT))} | {s.timeout} | {score} |"
         )
     return "\n".join(rows)
+
+
+def _diff_block(diff: str) -> str:
+    return "".join(f"    {line}\n" for line in diff.splitlines())
 
 
 def survivors(scores: list[ModuleScore]) -> str:
@@ -211,40 +632,46 @@ def survivors(scores: list[ModuleScore]) -> str:
     for s in scores:
         for name in s.survived + s.no_tests:
             kind = "survived" if name in s.survived else "no test reaches it"
-            lines.append(f"- `{name}` ({kind})\n" + "".join(f"    {d}\n" for d in s.diffs[name].splitlines()))
-        for name, why in s.equivalent:
-            lines.append(f"- `{name}`: equivalent: {why}\n")
+            lines.append(f"- `{name}` ({kind})\n" + _diff_block(s.diffs[name]))
+        for name, e in s.excused:
+            lines.append(f"- `{name}`: {e.verdict}: {e.why}\n" + _diff_block(s.diffs[name]))
     return "".join(lines)
+
+
+def restrictions(modules: list[Module]) -> str:
+    return "".join(f"- {m.path}: only {', '.join(m.functions)}: {m.why}\n" for m in modules if m.functions)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="source files (default: the core modules)")
     parser.add_argument("--max-children", type=int, default=1, help="mutants tested at once (default 1)")
+    parser.add_argument("--minutes", type=float, help="stop each module's run after this long (default: no limit)")
     parser.add_argument("--report-only", action="store_true", help="score the last runs without running mutmut")
     parser.add_argument("--report", type=Path, help="also write the table and survivors to this markdown file")
     args = parser.parse_args(argv)
-    modules = args.modules or list(CORE_MODULES)
-    unknown = [m for m in modules if not (ROOT / m).is_file()]
+    unknown = [m for m in args.modules if not (ROOT / m).is_file()]
     if unknown:
         parser.error(f"not a source file: {', '.join(unknown)}")
+    modules = [CORE_BY_PATH.get(m, Module(m)) for m in args.modules] or list(CORE_MODULES)
     if not MUTMUT.exists():
         parser.error(f"{MUTMUT} not found: pip install -e '.[mutation]'")
     scores: list[ModuleScore] = []
     failed: list[str] = []
     for module in modules:
         if not args.report_only:
-            print(f"== {module}", flush=True)
-            log = ROOT / "mutants" / (module.replace("/", "_") + ".log")
+            print(f"== {module.path}", flush=True)
+            log = ROOT / "mutants" / (module.path.replace("/", "_") + ".log")
             log.parent.mkdir(exist_ok=True)
-            if run_module(module, args.max_children, log) != 0:
+            if run_with_retries(module, args.max_children, log, args.minutes) != 0:
                 # e.g. the unmutated tests fail ("Failed to run clean test"): the other modules still run
-                print(f"mutmut failed on {module}: see {log.relative_to(ROOT)}", file=sys.stderr)
-                failed.append(module)
+                print(f"mutmut failed on {module.path}: see {log.relative_to(ROOT)}", file=sys.stderr)
+                failed.append(module.path)
                 continue
         scores.append(score_module(module))
         print(table(scores[-1:]).splitlines()[-1], flush=True)
-    report = f"{table(scores)}\n\nSurvivors:\n\n{survivors(scores) or 'none'}\n"
+    report = f"{table(scores)}\n\nRestricted:\n\n{restrictions(modules) or 'none'}\n"
+    report += f"\nSurvivors:\n\n{survivors(scores) or 'none'}\n"
     if failed:
         report += f"\nNot scored (mutmut failed): {', '.join(failed)}\n"
     print("\n" + report)

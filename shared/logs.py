@@ -1,4 +1,4 @@
-"""Structured JSON logs to stdout (FC ships stdout to SLS), with every secret redacted.
+"""Structured JSON logs to stdout (FC ships stdout to SLS; the command line: stderr), every secret redacted.
 
 Redaction works two ways: by field name (authorization, token, secret, ...) and by value — every
 secret vpcprobe resolves is registered here, so it is masked wherever it turns up, even inside
@@ -8,11 +8,14 @@ an upstream's error text.
 from __future__ import annotations
 
 import base64
+import datetime
 import functools
 import json
 import logging
 import re
+import sys
 import threading
+from collections.abc import Collection
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -22,10 +25,21 @@ MASK = "***"
 _SECRET_KEYS = re.compile(
     r"(authorization|api[-_]?key|token|secret|password|passwd|signature|^sign$|credential|cookie)", re.I
 )
+# Help text names what to send with a placeholder ("Authorization: Bearer <gateway key>"): lower-case words
+# in angle brackets are left alone, so the hint reaches the caller; a real key has digits or capitals.
+_PLACEHOLDER = r"(?-i:<[a-z][a-z _-]{0,38}>)"
+_AUTH_SCHEMES = r"(?:bearer|basic|digest|token|apikey)"
 _PATTERNS = [
-    (re.compile(r"(?i)\b(bearer)\s+[^\s\"',;]+"), r"\1 " + MASK),
+    (re.compile(rf"(?i)\b(bearer)\s+(?!{_PLACEHOLDER})[^\s\"',;]+"), r"\1 " + MASK),
     (re.compile(r"(?i)([?&](?:access_token|sign|token|signature|key)=)[^&\s\"']+"), r"\1" + MASK),
-    (re.compile(r"(?i)(\"?authorization\"?\s*[:=]\s*\"?)[^\"\s,}]+"), r"\1" + MASK),
+    # The whole value: a scheme word is kept, the credential after it masked (`Basic dXNl...` too).
+    (
+        re.compile(
+            rf"(?i)(\"?authorization\"?\s*[:=]\s*\"?)(?!{_AUTH_SCHEMES}\s+{_PLACEHOLDER})"
+            rf"({_AUTH_SCHEMES}\s+)?(?!{_PLACEHOLDER})[^\"\s,}}]+"
+        ),
+        r"\1\2" + MASK,
+    ),
     (re.compile(r"\bsk-[A-Za-z0-9_-]{6,}"), "sk-" + MASK),
     # STS tokens in SDK request dumps: x-acs-security-token / x-fc-security-token headers, SecurityToken=.
     (re.compile(r"(?i)((?:x-(?:acs|fc)-security-token|securitytoken)['\"]?\s*[:=]\s*['\"]?)[^'\"&\s,}]+"),
@@ -211,18 +225,35 @@ def _redact_processor(_logger: Any, _name: str, event_dict: dict) -> dict:
     return {k: redact(v, k) for k, v in event_dict.items()}
 
 
+class _StderrAtWriteTime:
+    """sys.stderr as it is when a line is written (a redirect, a test's capture), not as it was when
+    logging was configured."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+# The command line's log stream: its stdout is the command's output (`check --json` is JSON lines of
+# results only), so a log line, e.g. a probe crash, goes beside it on stderr.
+STDERR = _StderrAtWriteTime()
+
 _configured = False
 _stream: Any = None
 
 
-def configure(stream: Any = None) -> None:
-    """JSON lines on stdout (or `stream`); idempotent, so every entry point can call it.
+def configure(stream: Any = None) -> Any:
+    """JSON lines on stdout (or `stream`, e.g. STDERR); idempotent, so every entry point can call it.
+    Returns the stream it replaces, so a caller can put it back.
 
     `configure(stream=None)` after a custom stream goes back to stdout.
     """
     global _configured, _stream
+    previous = _stream
     if _configured and stream is _stream:
-        return
+        return previous
     _stream = stream
     structlog.configure(
         processors=[
@@ -237,9 +268,38 @@ def configure(stream: Any = None) -> None:
         cache_logger_on_first_use=False,
     )
     _configured = True
+    return previous
 
 
 def get_logger(name: str = "vpcprobe") -> Any:
     if not _configured:
         configure()
     return structlog.get_logger(name)
+
+
+_printer: tuple[Any, Any] = (None, None)  # (the stream it writes to, structlog's PrintLogger for it)
+
+
+_encoder = json.JSONEncoder(default=repr)  # structlog's JSONRenderer output: json.dumps defaults, repr fallback
+
+
+def write_event(event: str, fields: dict[str, Any], level: str = "info", *, verbatim: Collection[str] = ()) -> None:
+    """One log line as a configured logger writes it (the fields, then event, context variables, level,
+    timestamp; values redacted), without structlog's processor chain: for a line per request, where the
+    chain costs several times the line itself. Same stream, same per-file write lock.
+
+    Fields named in `verbatim` are written as given, unredacted: only for values the caller composed from its
+    own constants and configuration (never a caller's input, never a secret); the rest go through `redact`."""
+    global _printer
+    if not _configured:
+        configure()
+    line = {k: v if k in verbatim else redact(v, k) for k, v in fields.items()}
+    line["event"] = event  # the caller's constant name
+    for k, v in structlog.contextvars.get_contextvars().items():
+        line.setdefault(k, redact(v, k))
+    line["level"] = level
+    line["timestamp"] = datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    stream, printer = _printer
+    if printer is None or stream is not _stream:
+        stream, printer = _printer = (_stream, structlog.PrintLogger(_stream))
+    printer.msg(_encoder.encode(line))

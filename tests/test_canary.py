@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -53,16 +54,24 @@ def forms(secret: str) -> dict[str, str]:
         "json": json.dumps(secret)[1:-1],
         "hex": data.hex(),
     }
+    out["quote-lower"] = re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), out["quote"])
     for name, enc in (("b64", base64.b64encode), ("b64url", base64.urlsafe_b64encode)):
         text = enc(data).decode()
         out[name], out[name + "-unpadded"] = text, text.rstrip("=")
+        # Inside a longer base64 text (an Authorization: Basic value, a JSON document) the secret's first and
+        # last bytes share characters with their neighbours; what is always there is the encoding of the
+        # bytes from a 3-byte boundary to the last whole group after it.
+        for shift in (1, 2):
+            core = data[shift:]
+            out[f"{name} from byte {shift}"] = enc(core[: len(core) - len(core) % 3]).decode()
     return out
 
 
 def echoes(secret: str) -> str:
-    """What a hostile upstream says back: the secret in every form, and inside a longer base64 text."""
-    shifted = base64.b64encode(b"user:" + secret.encode()).decode()  # an Authorization: Basic value
-    return " | ".join([*forms(secret).values(), shifted])
+    """What a hostile upstream says back: the secret in every form, and inside longer base64 texts at each
+    of the three alignments (an Authorization: Basic value)."""
+    inside = [base64.b64encode(prefix + secret.encode()).decode() for prefix in (b"u:", b"us:", b"usr:")]
+    return " | ".join([*forms(secret).values(), *inside])
 
 
 class _EchoUpstream(BaseHTTPRequestHandler):

@@ -1,5 +1,6 @@
 """Redaction: no secret reaches a log line, by field name or by value."""
 
+import asyncio
 import base64
 import io
 import json
@@ -9,6 +10,9 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from shared import logs
+from shared.credentials.provider import TokenProvider
+from shared.gateway.errors import GatewayError
+from shared.gateway.keys import KeyRing
 
 
 def _capture(**fields) -> str:
@@ -140,3 +144,33 @@ def test_registering_the_same_secret_again_is_cheap_and_changes_nothing():
     before = logs._known_re
     logs.register_secret("again-Canary-value")
     assert logs._known_re is before
+
+
+def test_the_gateways_401_hint_reaches_the_caller_whole():
+    """Was: "send 'Authorization: *** *** key>'": the patterns took the placeholder for a credential."""
+    with pytest.raises(GatewayError) as info:
+        asyncio.run(KeyRing([], TokenProvider(environ={})).authenticate(None))
+    body = json.loads(info.value.body())  # the body is what redaction has seen
+    assert body["error"]["message"] == (
+        "no API key: send 'Authorization: Bearer <gateway key>' (or the raw key, EAS style)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("Authorization: Bearer sk-live-0123456789", "Authorization: Bearer ***"),
+        ("authorization: Basic dXNlcjpwYXNzd29yZA==", "authorization: Basic ***"),  # was: the scheme masked only
+        ('{"Authorization": "Bearer tok-9f8e7d"}', '{"Authorization": "Bearer ***"}'),
+        ("Authorization: rawEasToken42", "Authorization: ***"),
+        ("authorization=Token abc123", "authorization=Token ***"),
+        ("Authorization: Bearer <sk-live-0123>", "Authorization: Bearer ***"),  # digits: not a placeholder
+        ("Authorization: Bearer <LIVEKEY>", "Authorization: Bearer ***"),  # capitals: not a placeholder
+        ("sent Bearer sk-0123456789 upstream", "sent Bearer *** upstream"),
+        ("send 'Authorization: Bearer <gateway key>'", "send 'Authorization: Bearer <gateway key>'"),
+        ("Authorization: <api key>", "Authorization: <api key>"),
+        ("use Bearer <token>", "use Bearer <token>"),
+    ],
+)
+def test_authorization_values_are_masked_and_placeholders_are_not(text, masked):
+    assert logs.redact_text(text) == masked

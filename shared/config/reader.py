@@ -27,6 +27,7 @@ class ConfigError(VpcprobeError):
 
 
 _DURATION = re.compile(r"^(\d{1,15}(?:\.\d{1,15})?)\s*(ms|s|m|h)?$")
+_WHERE_CHARS = 240  # a field path in a problem, at most
 # Longer than any timeout, interval or window means, and far from what timedelta and event loops overflow at.
 MAX_SECONDS = 10 * 366 * 86400
 
@@ -47,6 +48,8 @@ class Reader:
     def error(self, message: str, key: str | None = None) -> None:
         key = key if key is None or len(key) <= 60 else key[:60] + "…"  # a key may be a megabyte of YAML
         where = f"{self.path}.{key}" if key and self.path else (key or self.path or "(top level)")
+        if len(where) > _WHERE_CHARS:  # the path quotes names from the file (maintenance[<name>]): both ends kept
+            where = where[: _WHERE_CHARS // 2] + "…" + where[-_WHERE_CHARS // 3 :]
         self.problems.append(f"{self.file}: {where}: {message}")
 
     def get(self, key: str, default: Any = None) -> Any:

@@ -24,9 +24,9 @@ PROBE_MODES = ("models", "chat", "http")
 EAS_BODY_LIMIT = 1024 * 1024
 MAX_RETRIES = 10  # a refused connection fails at once: a billion retries would hold the round for days
 _RE_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")  # RFC 9110 token
-_RE_HEADER_VALUE = re.compile(r"^[^\x00-\x08\x0a-\x1f\x7f]{0,8192}$")  # no CR, LF or other controls
+# No CR, LF or other controls; Latin-1 only, as HTTP/1.1 carries nothing else.
+_RE_HEADER_VALUE = re.compile(r"^[^\x00-\x08\x0a-\x1f\x7f\u0100-\U0010ffff]{0,8192}$")
 _RE_WORKSPACE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")  # sent as the X-DashScope-WorkSpace header
-_RE_REQUEST_PATH = re.compile(r"^/[!-~]{0,8191}$")  # visible ASCII: spaces or CR/LF would break the request line
 
 
 @dataclass(frozen=True)
@@ -115,11 +115,14 @@ def read_probe(r: Reader, base: ProbeSettings) -> ProbeSettings:
     if method not in ("GET", "POST", "HEAD", "PUT", "OPTIONS"):
         r.error(f"must be GET, POST, HEAD, PUT or OPTIONS (got {excerpt(method)})", "method")
     path = r.str("path", base.path)
-    if path is not None and not _RE_REQUEST_PATH.match(path):
+    if path is not None and not urls.RE_REQUEST_PATH.match(path):
         r.error(f"must start with / and hold no spaces or control characters (got {excerpt(path)})", "path")
         path = base.path
     body = r.get("body", base.body)
-    if body is not None and not isinstance(body, str) and (why := _json_error(body)):
+    if isinstance(body, str) and not _utf8(body):
+        r.error("holds a lone surrogate (a \\ud800-style escape) that UTF-8 cannot carry", "body")
+        body = base.body
+    elif body is not None and not isinstance(body, str) and (why := _json_error(body)):
         r.error(f"must be text or JSON (mappings, lists, strings, numbers): {why}", "body")
         body = base.body
     return ProbeSettings(
@@ -151,11 +154,22 @@ def _read_headers(r: Reader) -> dict[str, str]:
             r.error(f"{excerpt(name)} is not a header name (letters, digits and -_.!#$%&'*+^`|~)", "headers")
             return {}
         if not isinstance(value, str) or not _RE_HEADER_VALUE.match(value):
-            r.error(f"{name}: must be a one-line string of at most 8 KiB (got {excerpt(value)})", "headers")
+            r.error(
+                f"{name}: must be a one-line string of Latin-1 characters, at most 8 KiB (got {excerpt(value)})",
+                "headers",
+            )
             return {}
         if name.lower() == "authorization":
             r.error("must not set Authorization: name the credential with 'credential' instead", "headers")
     return headers
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _json_error(body: Any) -> str | None:
@@ -236,7 +250,7 @@ def read_target(r: Reader, base_probe: ProbeSettings, function_region: str | Non
         if kind == "eas":
             if api_path and not api_path.startswith("/"):
                 api_path = "/" + api_path
-            if api_path and not _RE_REQUEST_PATH.match(api_path):
+            if api_path and not urls.RE_REQUEST_PATH.match(api_path):
                 r.error(f"must be a URL path, no spaces or control characters (got {excerpt(api_path)})", "api_path")
                 api_path = None
             auth = r.choice("auth", ("raw", "bearer"), "raw") or "raw"
@@ -254,6 +268,8 @@ def read_target(r: Reader, base_probe: ProbeSettings, function_region: str | Non
         r.error("http probes need 'path' (appended to the endpoint)", "probe.path")
     if ca_bundle and not _is_file(ca_bundle):
         r.error(f"file {excerpt(ca_bundle)} does not exist", "ca_bundle")
+    elif ca_bundle and (why := _ca_bundle_problem(ca_bundle)):
+        r.error(f"file {excerpt(ca_bundle)} is not a PEM CA bundle: {why}", "ca_bundle")
     for key in ("region", "endpoint_id", "domain", "api", "auth", "enabled", "alerts"):  # alerts: with alerts:
         r.get(key)
     r.finish()
@@ -291,6 +307,17 @@ def _is_file(path: str) -> bool:
         return Path(path).is_file()
     except OSError:
         return False
+
+
+def _ca_bundle_problem(path: str) -> str | None:
+    """Why the file cannot be loaded as CA certificates (every probe of the target crashed on it), or None."""
+    import ssl  # only for a config that names a bundle
+
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        return clip(str(exc), 120)
+    return None
 
 
 def _deferred(url: str | None, credential: CredentialRef | None, r: Reader) -> bool:

@@ -41,10 +41,18 @@ _RE_EAS_DEDICATED = re.compile(r"^gw-[a-z0-9]+-\d+(-vpc)?\.([a-z0-9-]+)\.pai-eas
 _RE_EAS_SHARED = re.compile(r"^\d+\.(vpc\.)?([a-z0-9-]+)\.pai-eas\.aliyuncs\.com$")
 _RE_HOST_OK = re.compile(r"^[A-Za-z0-9.-]+$")
 _RE_SERVICE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)?$")
+# A request path: visible ASCII only, as spaces or CR/LF would break the request line.
+RE_REQUEST_PATH = re.compile(r"^/[!-~]{0,8191}$")
 
 
 class UrlError(VpcprobeError, ValueError):
     """A URL that cannot work; the message says why and what to use instead."""
+
+
+class MalformedUrlError(UrlError):
+    """A URL no request can be built from (not a URL, a bad host name or port, a doubled path segment),
+    as opposed to one that breaks a documented rule: `doctor` probes the latter as given to show the
+    rule's effect, but refuses the former as bad input."""
 
 
 def _q(value: str) -> str:
@@ -96,52 +104,70 @@ def check_doubled_segments(path: str, url: str) -> None:
     segments = [s for s in path.split("/") if s]
     for a, b in zip(segments, segments[1:]):
         if a == b and a in {"v1", "api", "predict", "compatible-mode", "chat", "completions"}:
-            raise UrlError(
+            raise MalformedUrlError(
                 f"{_q(url)}: the path repeats '/{a}/{b}'; the base URL already ends with '/{a}', "
                 "so the API path must not start with it again"
             )
 
 
+def check_request_path(path: str, url: str) -> None:
+    """A path the request line can carry as typed (a browser would percent-encode the rest)."""
+    if not RE_REQUEST_PATH.match(path):
+        raise MalformedUrlError(
+            f"{_q(url)}: the path must be visible ASCII, at most 8 KiB: percent-encode spaces and other "
+            "characters (a space is %20)"
+        )
+
+
 def check_host(host: str) -> None:
-    """Seed FAQ 3: private DNS names may hold letters, digits and hyphens only."""
+    """Seed FAQ 3: private DNS names may hold letters, digits and hyphens only. A name no resolver can be
+    asked about is refused first (MalformedUrlError), the underscore rule after it."""
+    check_dns_name(host)
     if "_" in host:
         raise UrlError(
             f"host {_q(host)} contains an underscore: PrivateZone host records and domain names may "
             "only contain letters, digits and hyphens (Model Studio PrivateLink FAQ); rename the record, "
             f"e.g. '{host.replace('_', '-')}'"
         )
-    if not _RE_HOST_OK.match(host):
-        raise UrlError(f"host {_q(host)} is not a valid DNS name (letters, digits, hyphens and dots only)")
+
+
+def check_dns_name(host: str) -> None:
+    """A name the resolver can be asked about at all (the idna codec refuses empty or long labels)."""
+    if not _RE_HOST_OK.match(host.replace("_", "-")):
+        raise MalformedUrlError(f"host {_q(host)} is not a valid DNS name (letters, digits, hyphens and dots only)")
     labels = host.removesuffix(".").split(".")
     if len(host) > 253 or any(not 0 < len(label) <= 63 for label in labels):
-        raise UrlError(
+        raise MalformedUrlError(
             f"host {_q(host)} is not a valid DNS name: at most 253 characters, dot-separated labels of 1-63"
         )
 
 
 def _split(url: str) -> tuple[str, str, int, str]:
     if "://" not in url:
-        raise UrlError(
+        raise MalformedUrlError(
             f"{_q(url)} is not a URL: give scheme and host, e.g. http://ep-xxx.dashscope.<region>.privatelink.aliyuncs.com"
         )
     try:
         parts = urlsplit(url)
     except ValueError as exc:
-        raise UrlError(f"{_q(url)} is not a valid URL: {clip(str(exc))}") from None
+        raise MalformedUrlError(f"{_q(url)} is not a valid URL: {clip(str(exc))}") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise UrlError(f"{_q(url)}: scheme must be http or https, not {excerpt(parts.scheme)}")
-    if parts.query or parts.fragment:
-        raise UrlError(f"{_q(url)}: an endpoint URL takes no query string or fragment")
+        raise MalformedUrlError(f"{_q(url)}: scheme must be http or https, not {excerpt(parts.scheme)}")
     try:
         host = (parts.hostname or "").lower()
-        port = parts.port or (443 if scheme == "https" else 80)
+        port = parts.port
     except ValueError as exc:
-        raise UrlError(f"{_q(url)}: {clip(str(exc))}") from None
+        raise MalformedUrlError(f"{_q(url)}: {clip(str(exc))}") from None
+    if port == 0:
+        raise MalformedUrlError(f"{_q(url)}: port 0 is no server's port; give the endpoint's (1-65535) or none")
+    port = port or (443 if scheme == "https" else 80)
     if not host:
-        raise UrlError(f"{_q(url)} has no host")
+        raise MalformedUrlError(f"{_q(url)} has no host")
     if not is_ip(host):
         check_host(host)
+    if parts.query or parts.fragment:
+        raise UrlError(f"{_q(url)}: an endpoint URL takes no query string or fragment")
     return scheme, host, port, parts.path.rstrip("/")
 
 

@@ -9,9 +9,23 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from shared.errors import VpcprobeError
+
 _RE_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RE_KMS = re.compile(r"^([A-Za-z0-9_/+=.@-]+?)(?:@([A-Za-z0-9_-]+))?$")
 _RE_EAS = re.compile(r"^([a-z0-9-]+)/([A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)?)$")
+# What may be quoted back from a refused reference: a scheme-shaped word (vault:, secret:) only. A secret
+# pasted in place of a reference may hold a colon; its text before the colon nearly always has digits or
+# capitals (sk-0a1b..., LTAI5t...) and is never echoed.
+_RE_SCHEME_SHAPED = re.compile(r"^[a-z](?:[a-z+.-]{0,14}[a-z])?$")
+SCHEMES = ("env", "kms", "eas")
+NOT_A_REFERENCE = (
+    "is not a reference (env:NAME, kms:NAME, eas:REGION/SERVICE); secrets are never written inline"
+)
+
+
+class BadReference(VpcprobeError, ValueError):
+    """A credential reference that cannot be parsed; the message never quotes more than a scheme-shaped word."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +46,7 @@ class CredentialRef:
 def parse_ref(value: object) -> CredentialRef:
     """Parse `env:NAME`, `kms:SECRET[@STAGE]` or `eas:<region>/<service>`; inline secrets are refused."""
     if not isinstance(value, str) or ":" not in value:
-        raise ValueError(
+        raise BadReference(
             "must be a reference: env:NAME, kms:SECRET_NAME[@VERSION_STAGE] or eas:<region>/<service> "
             "(secrets are never written inline)"
         )
@@ -49,5 +63,9 @@ def parse_ref(value: object) -> CredentialRef:
         "eas": "eas:<region>/<service>, e.g. eas:cn-hangzhou/my_llm",
     }
     if scheme in hints:
-        raise ValueError(f"malformed {scheme}: reference; expected {hints[scheme]}")
-    raise ValueError(f"unknown reference scheme '{scheme}:'; use env:, kms: or eas:")
+        raise BadReference(f"malformed {scheme}: reference; expected {hints[scheme]}")
+    if scheme.lower() in SCHEMES:
+        raise BadReference(f"unknown reference scheme '{scheme}:'; schemes are lower case: {scheme.lower()}:")
+    if _RE_SCHEME_SHAPED.match(scheme):
+        raise BadReference(f"unknown reference scheme '{scheme}:'; use env:, kms: or eas:")
+    raise BadReference(NOT_A_REFERENCE)

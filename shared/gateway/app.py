@@ -19,7 +19,7 @@ from shared.config.reader import ConfigError
 from shared.config.targets import Target
 from shared.credentials.provider import TokenProvider, shared_provider
 from shared.errors import VpcprobeError
-from shared.gateway.errors import ErrorType, GatewayError
+from shared.gateway.errors import ErrorType, GatewayError, ResponseAborted
 from shared.gateway.health import ProbeHealth
 from shared.gateway.history_cache import HistoryCache
 from shared.gateway.keys import KeyRing
@@ -39,6 +39,13 @@ from shared.verdict.diagnose import diagnose, for_status
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+# scope["extensions"][DISCONNECT_HOOK], when the server offers it: hook(callback) calls callback() once if the
+# client's connection is lost before the response completes, and returns the function that unhooks it.
+DISCONNECT_HOOK = "vpcprobe.disconnect_hook"
+DisconnectHook = Callable[[Callable[[], None]], Callable[[], None]]
+# In an http.response.start message: the first body message follows at once (its bytes are at hand), so a
+# server that knows the key writes the head with it, in one write; others ignore it.
+HOLD_HEAD = "vpcprobe.hold_head"
 
 MAX_HEADER_BYTES = 8 * 1024  # FC's HTTP trigger refuses more (400); refusing here says so in JSON
 USAGE_SCAN_BYTES = 1024 * 1024  # JSON answers up to this size are parsed afterwards for `usage`
@@ -55,7 +62,14 @@ _RESPONSE_DROP = _HOP_BY_HOP | {b"date", b"server"}
 _DROP_PREFIXES = (b"x-fc-", b"proxy-")
 _JSON = [(b"content-type", b"application/json")]
 _HEALTH_BODY = b'{"status":"ok"}'
+# The answer to an unexpected exception: the client learns nothing of it; the request's log line says what.
+_INTERNAL = GatewayError(500, ErrorType.SERVER, "internal_error",
+                         "the gateway failed on this request; its log line for the request says why")
 _HISTORY_ROUTES = frozenset({RouteKind.STATUS, RouteKind.STATUS_JSON, RouteKind.METRICS})
+# Request log fields the gateway composes from its config and constants alone (key and target names, resolved
+# addresses, route and error codes, the method httptools accepted): no caller text, no secret, so the log line
+# skips redacting them. The path, the model and everything else is redacted as every log value is.
+_OWN_FIELDS = frozenset({"key_name", "route", "method", "targets", "addresses", "address", "code"})
 
 
 class GatewayApp:
@@ -89,8 +103,10 @@ class GatewayApp:
     # ----------------------------------------------------------------- lifespan
 
     async def startup(self) -> None:
-        """Open the upstream client (also done on the first request when a server skips lifespan)."""
+        """Open the upstream client (also done on the first request when a server skips lifespan), and start
+        reading the probe history in the background for the first GET /status."""
         if self.upstream is None:
+            self.history.warm_up()
             s = self.settings
             self.upstream = UpstreamClient(
                 self.config,
@@ -158,7 +174,7 @@ class GatewayApp:
                     _check_target(key, route.target)  # before reading a body that would only be refused
                 body = await self._body(ex, route, receive)
                 # The body is in: from here a client that goes away cancels this task (and the upstream).
-                watch = ex.watch = _DisconnectWatch(receive)
+                watch = ex.watch = _DisconnectWatch(receive, scope.get("extensions", {}).get(DISCONNECT_HOOK))
                 if route.kind is RouteKind.PASSTHROUGH:
                     await self._passthrough(ex, key, route, body, send)
                 else:
@@ -178,6 +194,14 @@ class GatewayApp:
             _uncancel()
         except (_ClientGone, OSError):  # the client left while we read its body or wrote to it
             ex.status, ex.code = 499, "client_disconnected"
+        except Exception as exc:  # a bug, or a failure nothing above foresaw: never the server's text 500
+            if watch is not None:
+                watch.stop()
+            ex.code, ex.error = _INTERNAL.code, f"{type(exc).__name__}: {exc}"  # redacted in the log line
+            if ex.response_started:
+                raise ResponseAborted(_INTERNAL.message) from None  # the server aborts: the client sees it broken
+            ex.status = _INTERNAL.status
+            await _send_error(send, _INTERNAL)
         finally:
             if watch is not None:
                 watch.stop()
@@ -213,7 +237,7 @@ class GatewayApp:
             except GatewayError as exc:
                 raise with_basic_challenge(exc) from None
             ex.key = key.name
-        ex.status, body, headers = await self.history.answer(route.kind, key)
+        ex.status, body, headers = await self.history.answer(route.kind, key, route.query)
         ex.bytes_out = len(body)
         await _send_bytes(send, ex.status, body, headers, head=ex.method == "HEAD")
 
@@ -316,9 +340,11 @@ class GatewayApp:
             raise await _upstream_error(resp)
         keep = bytearray()
         try:
-            await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+            await send({"type": "http.response.start", "status": resp.status, "headers": headers,
+                        HOLD_HEAD: resp.at_hand})
             ex.response_started = True
             ex.ttfb_ms = (time.perf_counter() - ex.start) * 1000
+            ended = False
             async for chunk in resp.chunks():
                 ex.bytes_out += len(chunk)
                 if sse:
@@ -329,10 +355,15 @@ class GatewayApp:
                     keep += chunk
                 else:
                     scan_json = False
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            if ex.watch is not None:
-                ex.watch.stop()  # completing the response makes receive() say disconnect: not the client leaving
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+                # The body's end came with this chunk (a small answer, a stream's last frame): one send ends it.
+                ended = resp.drained
+                if ended and ex.watch is not None:
+                    ex.watch.stop()  # completing the response makes receive() say disconnect: not the client leaving
+                await send({"type": "http.response.body", "body": chunk, "more_body": not ended})
+            if not ended:
+                if ex.watch is not None:
+                    ex.watch.stop()
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         except BaseException:
             resp.abort()
             raise
@@ -407,9 +438,11 @@ class GatewayApp:
             fields["failover_detail"] = ex.trace.failovers
         if ex.trace.credential_refreshed:
             fields["credential_refreshed"] = True
+        if ex.error is not None:
+            fields["error"] = ex.error
         if ex.usage:
             fields["usage"] = ex.usage
-        self._log.info("gateway_request", **fields)
+        logs.write_event("gateway_request", fields, verbatim=_OWN_FIELDS)  # per request: not structlog's chain
 
 
 def create_app(config: Config, *, tokens: TokenProvider | None = None) -> GatewayApp:
@@ -426,7 +459,7 @@ class _Exchange:
     """One request's facts, gathered for its log line (never the key, never a body)."""
 
     __slots__ = ("start", "method", "path", "headers", "route", "key", "model", "targets", "trace", "address",
-                 "status", "code", "ttfb_ms", "bytes_in", "bytes_out", "usage", "response_started", "watch")
+                 "status", "code", "ttfb_ms", "bytes_in", "bytes_out", "usage", "response_started", "watch", "error")
 
     def __init__(self, scope: Scope) -> None:
         self.start = time.perf_counter()
@@ -447,6 +480,7 @@ class _Exchange:
         self.usage: dict[str, int] | None = None
         self.response_started = False
         self.watch: _DisconnectWatch | None = None
+        self.error: str | None = None  # an unexpected exception, type and message (the request's log line only)
 
     def header(self, name: bytes) -> str | None:
         for k, v in self.headers:
@@ -460,14 +494,28 @@ class _ClientGone(VpcprobeError):
 
 
 class _DisconnectWatch:
-    """Waits for http.disconnect and cancels the request's task: the upstream request is cancelled with it."""
+    """Cancels the request's task when the client disconnects: the upstream request is cancelled with it.
 
-    __slots__ = ("disconnected", "_task", "_watcher")
+    The server's DISCONNECT_HOOK (shared/gateway/server.py) tells it for free; under a server without it, a
+    task waits for http.disconnect from receive() (a task and two loop passes per request)."""
 
-    def __init__(self, receive: Receive) -> None:
+    __slots__ = ("disconnected", "_task", "_watcher", "_unhook")
+
+    def __init__(self, receive: Receive, hook: DisconnectHook | None = None) -> None:
         self.disconnected = False
         self._task = asyncio.current_task()
-        self._watcher: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(self._watch(receive))
+        self._watcher: asyncio.Task[None] | None = None
+        self._unhook: Callable[[], None] | None = None
+        if hook is not None:
+            self._unhook = hook(self._lost)
+        else:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch(receive))
+
+    def _lost(self) -> None:
+        if self._unhook is not None and self._task is not None:
+            self._unhook = None
+            self.disconnected = True
+            self._task.cancel()
 
     async def _watch(self, receive: Receive) -> None:
         while True:
@@ -483,6 +531,9 @@ class _DisconnectWatch:
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
             watcher.cancel()
+        unhook, self._unhook = self._unhook, None
+        if unhook is not None:
+            unhook()
 
 
 def _check_target(key: GatewayKey, target: Target) -> None:
@@ -641,7 +692,7 @@ async def _send_bytes(
     send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]], *, head: bool = False
 ) -> None:
     headers = [*headers, (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers, HOLD_HEAD: True})
     await send({"type": "http.response.body", "body": b"" if head else body, "more_body": False})
 
 

@@ -61,3 +61,8 @@ class GatewayError(VpcprobeError):
 
     def __repr__(self) -> str:
         return f"GatewayError({self.status}, {self.type.value}, {self.code!r}, {self.message!r})"
+
+
+class ResponseAborted(VpcprobeError):
+    """Raised to the server only to make it abort a response that has started (the client sees the connection
+    break); the cause is in the request's log line, so the server logs nothing of it."""

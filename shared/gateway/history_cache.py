@@ -54,7 +54,7 @@ class HistoryCache:
 
         # The probe function records history in the alert store when there is one, else in the default store.
         self._settings = config.alerts.store if config.alerts is not None else StoreSettings()
-        self._order = tuple(t.name for t in config.targets)
+        self.order = tuple(t.name for t in config.targets)  # the configured targets, in config order
         self._ttl_s = ttl_s
         self._clock = clock
         self._opener = store_opener
@@ -69,13 +69,18 @@ class HistoryCache:
         """The cached snapshot, or a fresh read (in a thread) when it is due; HistoryUnavailable on failure."""
         cached = self._cached
         if cached is None or self._clock() >= self._due:
-            if self._reading is None:
-                self._reading = asyncio.ensure_future(self._refresh())
             # shielded: a client that goes away cancels its own wait, not the read the others share
-            cached = await asyncio.shield(self._reading)
+            cached = await asyncio.shield(self.refresh())
         if isinstance(cached, HistoryUnavailable):
             raise cached
         return cached
+
+    def refresh(self) -> asyncio.Future[HistorySnapshot | HistoryUnavailable]:
+        """The read in flight, or a new one started in a worker thread (needs a running event loop); its
+        result becomes the cached snapshot. Never raises: a failed read resolves to HistoryUnavailable."""
+        if self._reading is None:
+            self._reading = asyncio.ensure_future(self._refresh())
+        return self._reading
 
     async def _refresh(self) -> HistorySnapshot | HistoryUnavailable:
         try:
@@ -92,7 +97,7 @@ class HistoryCache:
 
             if self._store is None:
                 self._store = self._open()
-            view = read_view(self._store, order=self._order)
+            view = read_view(self._store, order=self.order)
         except Exception as exc:  # any failure, a bug's included: the routes answer 503 with it, never a traceback
             error = HistoryUnavailable(f"the probe history cannot be read: {logs.redact(exc)}")
             if not self._failing:

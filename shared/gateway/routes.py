@@ -9,6 +9,7 @@ characters and absolute-form request targets are refused with 400.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
@@ -26,7 +27,12 @@ __all__ = ["RESERVED", "Route", "RouteKind", "route_request", "upstream_path_for
 OPENAI_PATHS = frozenset({"chat/completions", "completions", "embeddings"})
 DASHSCOPE_PREFIXES = ("/compatible-mode/v1/", "/api/v1/")
 PASSTHROUGH_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+_PASSTHROUGH_ALLOWED = tuple(sorted(PASSTHROUGH_METHODS))
 _DECODE_ROUNDS = 3  # %252e%252e is ".." after two decodes; a third catches one more layer
+# Anything _check_layer refuses: one search per layer, the checks that name the problem only when it matches.
+_SUSPECT = re.compile(r"[\x00-\x1f\x7f\\#]|//|\.\.|(?:^|/)\.(?:/|$)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BAD_QUERY = re.compile(r"[\x00-\x20\x7f#]")
 
 
 class RouteKind(TextEnum):
@@ -50,7 +56,7 @@ class Route:
     target: Target | None = None  # PASSTHROUGH
     upstream_path: str = ""  # PASSTHROUGH: path (+ "?query") to append to target.endpoint.base_url
     openai_path: str = ""  # OPENAI: "chat/completions" | "completions" | "embeddings"
-    query: str = ""  # PROBE: the query string, as sent (?target=...&alert=...&async=...)
+    query: str = ""  # PROBE, STATUS, STATUS_JSON, METRICS: the query string, as sent (?target=...)
 
 
 def route_request(method: str, raw_path: bytes, query_string: bytes, config: Config) -> Route:
@@ -65,19 +71,19 @@ def route_request(method: str, raw_path: bytes, query_string: bytes, config: Con
         return _openai_route(method, rest, path)
     if first in STATUS_ROUTES and not rest:
         _allow(method, ("GET", "HEAD"), path)
-        return Route(STATUS_ROUTES[first])
+        return Route(STATUS_ROUTES[first], query=query)
     if first == "probe" and not rest:
         _allow(method, ("POST",), path)
         return Route(RouteKind.PROBE, query=query)
     if first in RESERVED or not first:
         raise _unknown_route(path)
-    target = next((t for t in config.targets if t.name == first), None)
+    target = _targets_by_name(config).get(first)
     if target is None:
         configured = ", ".join(sorted(t.name for t in config.targets)) or "none"
         raise GatewayError(
             404, ErrorType.NOT_FOUND, "unknown_target", f"no target '{first}'; configured targets: {configured}"
         )
-    _allow(method, tuple(sorted(PASSTHROUGH_METHODS)), path)
+    _allow(method, _PASSTHROUGH_ALLOWED, path)
     upstream = "/" + rest if rest or path.endswith("/") else ""
     if target.kind == "dashscope" and not upstream.startswith(DASHSCOPE_PREFIXES):
         raise GatewayError(
@@ -157,9 +163,24 @@ def _checked_path(raw_path: bytes) -> str:
     return path
 
 
+_by_name: tuple[object, dict[str, Target]] = (None, {})
+
+
+def _targets_by_name(config: Config) -> dict[str, Target]:
+    """config.targets by name, built once per config (a request names its target: no scan of the list)."""
+    global _by_name
+    targets, by_name = _by_name
+    if targets is not config.targets:
+        by_name = {t.name: t for t in config.targets}
+        _by_name = (config.targets, by_name)
+    return by_name
+
+
 def _check_layer(text: str) -> None:
     """One decoding layer of a path: no control characters, backslashes, empty or dot segments."""
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+    if not _SUSPECT.search(text):
+        return
+    if _CONTROL.search(text):
         raise _invalid("control character")
     if "\\" in text:
         raise _invalid("backslash")
@@ -177,6 +198,6 @@ def _checked_query(query_string: bytes) -> str:
         query = query_string.decode("ascii")
     except UnicodeDecodeError:
         raise _invalid("bytes outside ASCII in the query (percent-encode them)") from None
-    if any(ord(c) <= 0x20 or ord(c) == 0x7F or c == "#" for c in query):
+    if _BAD_QUERY.search(query):
         raise _invalid("control character, space or '#' in the query")
     return query

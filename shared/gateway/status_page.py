@@ -9,20 +9,20 @@ at all, an injected one included. Targets are grouped by kind, in config order.
 
 from __future__ import annotations
 
-import bisect
 import html
-import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from shared import logs
+from shared.history.slots import day_slots
 from shared.verdict.status import Status
 
 if TYPE_CHECKING:
     from shared.gateway.history_cache import HistorySnapshot
-    from shared.history.view import Point, TargetHistory
+    from shared.history.columns import Series
+    from shared.history.view import TargetHistory
 
 REFRESH_S = 30
 CONTENT_TYPE = "text/html; charset=utf-8"
@@ -36,15 +36,9 @@ HEADERS = [
     (b"referrer-policy", b"no-referrer"),
 ]
 KIND_TITLES = {"dashscope": "Model Studio (DashScope)", "eas": "PAI-EAS"}
-DAY_S = 86400.0
-# Sparkline geometry (SVG user units): at most one latency point per 2 units across.
+# Sparkline geometry (SVG user units): at most one latency point (of history.slots.SLOTS) per 2 units across.
 SPARK_W, SPARK_H, SPARK_MARK_H = 240, 44, 5
-SPARK_BUCKETS = 120
-# A bucket of several rounds shows its worst one; a mark for each severity above up. Keyed by the text too:
-# Status is a str enum, so a member and its value find the same entry.
-_SEVERITY = {Status.DOWN.value: 3, Status.DEGRADED.value: 2, Status.UNKNOWN.value: 1, Status.UP.value: 0}
-_DOWN = _SEVERITY[Status.DOWN.value]
-_MARKS = {severity: status for status, severity in _SEVERITY.items()}
+_SHOWN_ORDER = (Status.DOWN.value, Status.DEGRADED.value, Status.UNKNOWN.value, Status.UP.value)  # the summary's
 _NO_DATA = "none"  # the status class of a target without a recorded round
 
 _CSS = """
@@ -92,7 +86,7 @@ def render(snapshot: HistorySnapshot, allowed: Callable[[str], bool], *, now: fl
     targets = [th for th in view.targets if allowed(th.target)]
     counts: dict[str, int] = {}
     for th in targets:
-        status = _status_of(th)
+        status = th.status or _NO_DATA
         counts[status] = counts.get(status, 0) + 1
     worst = ", ".join(f"{counts[s]} {s}" for s in (Status.DOWN.value, Status.DEGRADED.value) if counts.get(s))
     parts = [
@@ -137,7 +131,7 @@ def _head(title: str) -> str:
 
 
 def _summary(total: int, counts: dict[str, int]) -> str:
-    shown = [f'<b class="s-{s}">{counts[s]} {_status_text(s)}</b>' for s in (*_SEVERITY, _NO_DATA) if counts.get(s)]
+    shown = [f'<b class="s-{s}">{counts[s]} {_status_text(s)}</b>' for s in (*_SHOWN_ORDER, _NO_DATA) if counts.get(s)]
     return f'<p class="summary">{total} {"target" if total == 1 else "targets"}: {"".join(shown)}</p>'
 
 
@@ -154,15 +148,9 @@ def _by_kind(targets: Sequence[TargetHistory]) -> list[tuple[str, list[TargetHis
     return [(k, groups[k]) for k in known + sorted(set(groups) - set(known))]
 
 
-def _status_of(th: TargetHistory) -> str:
-    if th.latest and isinstance(th.latest.get("status"), str):
-        return th.latest["status"]
-    return str(th.points[-1].status) if th.points else _NO_DATA
-
-
 def _target(th: TargetHistory, now: float) -> str:
     latest: dict[str, Any] = th.latest or {}
-    status = _status_of(th)
+    status = th.status or _NO_DATA
     cls = f"s-{_e(status)}"
     since = f"since {_when(th.since)} ({_ago(th.since, now)})" if th.since else ""
     checked = f" · checked {_when(latest.get('checked_at'))}" if latest.get("checked_at") else ""
@@ -207,38 +195,30 @@ def _figures(th: TargetHistory) -> str:
     return '<dl class="figures">' + "".join(f"<dt>{dt}</dt><dd>{dd}</dd>" for dt, dd in cells) + "</dl>"
 
 
-def _sparkline(points: Sequence[Point], now: float) -> str:
+def _sparkline(points: Series, now: float) -> str:
     """Total latency over the last 24 h (or since the first round, when younger) as an inline SVG: a line
-    broken where rounds are missing or failed, and a colored mark under each down, degraded or unknown round.
-    More rounds than SPARK_BUCKETS are bucketed by time: the slowest latency and worst status of each."""
-    recent = points[bisect.bisect_left(points, now - DAY_S, key=_at):]  # oldest first
-    if not recent:
+    broken where rounds are missing or failed, and a colored mark under each down, degraded or unknown slot
+    (history/slots.py: at most 120 slots, each the slowest latency and worst status of its rounds)."""
+    day = day_slots(points, now)
+    if day is None:
         return '<div><span class="spark-label">no rounds in the last 24 h</span></div>'
-    start = min(max(now - DAY_S, recent[0].at), now - 1.0)
-    span = now - start
-    if len(recent) > SPARK_BUCKETS:
-        bucket_s = span / SPARK_BUCKETS
-        reps = _buckets(recent, start, bucket_s)
-        gap_s = 2 * bucket_s  # an empty bucket between two rounds
-    else:
-        reps = [(p.at, *_round_of(p)) for p in recent]
-        spacing = statistics.median([b.at - a.at for a, b in zip(recent, recent[1:])]) if len(recent) > 1 else span
-        gap_s = 2.5 * spacing  # one skipped round (twice the spacing) is not a gap yet; two are
-    top = max((ms for _, ms, _ in reps if ms is not None), default=0.0) or 1.0
-    plot_h = SPARK_H - SPARK_MARK_H - 4
-    scale = (SPARK_W - 2) / span
+    span = day.end - day.start
+    top = max((s.total_ms for s in day.slots if s.total_ms is not None), default=0.0) or 1.0
+    y_scale = (SPARK_H - SPARK_MARK_H - 4) / top
+    x_scale = (SPARK_W - 2) / span
+    mark_y = SPARK_H - SPARK_MARK_H
 
     lines: list[list[str]] = []
     marks = []
     previous: float | None = None
-    for at, ms, severity in reps:
-        x = round((at - start) * scale + 1, 1)
-        if ms is None or previous is None or at - previous > gap_s:
+    for at, ms, status in day.slots:
+        x = round((at - day.start) * x_scale + 1, 1)
+        if ms is None or previous is None or at - previous > day.gap_s:
             lines.append([])
         if ms is not None:
-            lines[-1].append(f"{x},{round(2 + plot_h * (1 - ms / top), 1)}")
-        if severity:
-            marks.append(f'<rect class="m-{_MARKS[severity]}" x="{round(x - 1, 1)}" y="{SPARK_H - SPARK_MARK_H}" '
+            lines[-1].append(f"{x},{round(2 + (top - ms) * y_scale, 1)}")
+        if status is not Status.UP:
+            marks.append(f'<rect class="m-{status.value}" x="{round(x - 1, 1)}" y="{mark_y}" '
                          f'width="2" height="{SPARK_MARK_H}"/>')
         previous = at
     shapes = []
@@ -254,37 +234,6 @@ def _sparkline(points: Sequence[Point], now: float) -> str:
         f'aria-label="{label}">{"".join(shapes)}{"".join(marks)}</svg>'
         f'<span class="spark-label">{label}</span></div>'
     )
-
-
-def _at(p: Point) -> float:
-    return p.at
-
-
-def _round_of(p: Point) -> tuple[float | None, int]:
-    """(latency for the line, severity) of a round: a down round's total is how long failing took, not latency."""
-    severity = _SEVERITY.get(p.status, 0)
-    return (None if severity == _DOWN else p.total_ms), severity
-
-
-def _buckets(points: Sequence[Point], start: float, bucket_s: float) -> list[tuple[float, float | None, int]]:
-    """(time, slowest latency, worst severity) per non-empty time bucket, oldest first (a tight loop: a day of
-    minutely rounds is 1440 points a target)."""
-    slowest: list[float | None] = [None] * SPARK_BUCKETS
-    worst = [-1] * SPARK_BUCKETS  # -1: no round in the bucket
-    last = SPARK_BUCKETS - 1
-    severities = _SEVERITY
-    for p in points:
-        i = int((p.at - start) / bucket_s)
-        if i > last:
-            i = last
-        severity = severities.get(p.status, 0)
-        if severity > worst[i]:
-            worst[i] = severity
-        if severity != _DOWN:
-            ms = p.total_ms
-            if ms is not None and (slowest[i] is None or ms > slowest[i]):  # type: ignore[operator]
-                slowest[i] = ms
-    return [(start + (i + 0.5) * bucket_s, slowest[i], worst[i]) for i in range(SPARK_BUCKETS) if worst[i] >= 0]
 
 
 def _percent(value: float | None) -> str:

@@ -94,6 +94,16 @@ class UpstreamResponse:
     def retryable(self) -> bool:
         return is_retryable_status(self.status)
 
+    @property
+    def at_hand(self) -> bool:
+        """Body bytes, or the body's end, have arrived: `chunks()` yields or ends without waiting."""
+        return self._reply.buffered > 0 or self._reply.complete
+
+    @property
+    def drained(self) -> bool:
+        """The body has arrived to its end and every byte of it was handed over by `chunks()`."""
+        return self._reply.complete and not self._reply.buffered
+
     async def chunks(self) -> AsyncIterator[bytes]:
         """Body bytes as they arrive; an idle gap over the timeout or a broken connection raises StreamBroken."""
         try:

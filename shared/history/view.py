@@ -1,72 +1,49 @@
 """Reading history: the view /status, /status.json and /metrics show, built from the store.
 
 A 24 h view of 1000 targets at one round a minute is 1.44 million points, so a reader parses each
-finished raw hour and each version of a day object once per process and keeps the result: a raw hour is
-final once it has ended (appends go to the hour of the writer's clock; SETTLE_S covers a slow append and
-clock skew), and latest.json names every day object's current version. A warm read parses only the
-current hour and latest.json.
+finished raw hour and each version of a day object once per process and keeps the result (points as
+columns, series.py): a raw hour is final once it has ended (appends go to the hour of the writer's clock;
+SETTLE_S covers a slow append and clock skew), and latest.json names every day object's current version.
+A warm read parses only the current hour and latest.json.
+
+A view has two JSON shapes, one method each: summary_dict() is what the status page shows (the 24 h as
+the sparkline's slots, uptime over 24 h / 7 d / 30 d), full_dict() every point and hourly aggregate.
 """
 
 from __future__ import annotations
 
-import gc
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from itertools import chain, repeat
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
-from shared.history.aggregate import AVAILABLE, KNOWN, percent
+from shared.history.aggregate import percent
+from shared.history.columns import HourPoint, Hours, Point, Series
 from shared.history.errors import HistoryError
 from shared.history.objects import (
     DAY,
     HOUR,
     HOURLY_KEEP_S,
     LATEST,
-    LETTER_STATUS,
     RAW_KEEP_S,
     RAW_PREFIX,
+    HourColumns,
+    RawRound,
     day_start,
     decode_day,
     decode_latest,
     iter_rounds,
     raw_hour,
 )
+from shared.history.slots import SLOT_FIELDS, day_slots
 from shared.state.store import Store
-from shared.verdict.status import Status
 
-__all__ = ["HistoryError", "HistoryView", "HourPoint", "Point", "TargetHistory", "read_view"]
+__all__ = ["HistoryError", "HistoryView", "HourPoint", "Hours", "Point", "Series", "TargetHistory", "read_view"]
 
+T = TypeVar("T")
 SETTLE_S = 300.0
 UPTIME_WINDOWS = {"24h": DAY, "7d": 7 * DAY, "30d": 30 * DAY}
-POINT_FIELDS = ("at", "status", "total_ms", "ttfb_ms", "code")
-HOUR_FIELDS = ("hour", "rounds", "up_rounds", "p50_ms", "p95_ms", "worst_code")
-
-
-@dataclass(frozen=True, slots=True)
-class Point:
-    """One round of one target, full resolution (last 24 h)."""
-
-    at: float  # epoch seconds of the round
-    status: Status
-    total_ms: float | None
-    ttfb_ms: float | None
-    code: str | None  # diagnosis code, None when up
-
-
-@dataclass(frozen=True, slots=True)
-class HourPoint:
-    """One hourly aggregate (older than 24 h, kept 30 days)."""
-
-    hour: float  # epoch seconds of the hour start (UTC)
-    rounds: int  # rounds with a known status: unknown rounds are left out, as from uptime
-    up_rounds: int  # of those, up or degraded (available)
-    p50_ms: float | None  # nearest-rank percentiles of the available rounds' total
-    p95_ms: float | None
-    worst_code: str | None  # the most severe status's most frequent code
-
 
 @dataclass(frozen=True)
 class TargetHistory:
@@ -75,21 +52,43 @@ class TargetHistory:
     url: str
     latest: dict | None  # the latest ProbeResult.to_dict() of this target, as `check --json` prints it
     since: str | None  # RFC 3339: when the current status began (the first round with it)
-    points: tuple[Point, ...]  # last 24 h, oldest first
-    hours: tuple[HourPoint, ...]  # hourly aggregates older than 24 h, up to 30 days, oldest first
+    points: Series  # last 24 h, oldest first
+    hours: Hours  # hourly aggregates older than 24 h, up to 30 days, oldest first
     uptime: dict[str, float | None]  # {"24h", "7d", "30d"}: % of known rounds up or degraded; None without data
     tls_days_left: int | None
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready; points and hours as rows in the order of HistoryView.to_dict()'s `fields`."""
+    @property
+    def status(self) -> str | None:
+        """The current status: the latest result's, else the latest point's; None without a round."""
+        if self.latest and isinstance(self.latest.get("status"), str):
+            return self.latest["status"]
+        return self.points[-1].status.value if len(self.points) else None
+
+    def summary_dict(self, now: float) -> dict[str, Any]:
+        """What the status page shows of this target, JSON-ready: the latest result (diagnosis, remedy, zone
+        addresses, certificate), the last 24 h as the sparkline's slots (rows in `fields` order), uptime."""
+        slots = day_slots(self.points, now)
+        return {
+            **self._head(),
+            "slots": None if slots is None else slots.to_dict(),
+        }
+
+    def full_dict(self) -> dict[str, Any]:
+        """Every point of the last 24 h and every hourly aggregate of 30 days, as rows in `fields` order."""
+        return {
+            **self._head(),
+            "points": self.points.rows(),
+            "hours": self.hours.rows(),
+        }
+
+    def _head(self) -> dict[str, Any]:
         return {
             "target": self.target,
             "kind": self.kind,
             "url": self.url,
-            "latest": self.latest,
+            "status": self.status,
             "since": self.since,
-            "points": [[p.at, p.status.value, p.total_ms, p.ttfb_ms, p.code] for p in self.points],
-            "hours": [[h.hour, h.rounds, h.up_rounds, h.p50_ms, h.p95_ms, h.worst_code] for h in self.hours],
+            "latest": self.latest,
             "uptime": dict(self.uptime),
             "tls_days_left": self.tls_days_left,
         }
@@ -101,28 +100,42 @@ class HistoryView:
     round_at: str | None  # RFC 3339 of the latest recorded round
     targets: tuple[TargetHistory, ...]  # in config order when `order` is given, else by name
 
-    def to_dict(self) -> dict[str, Any]:
-        """The body of GET /status.json: points and hours are rows (a day of 1000 targets is 1.44 M points),
-        their columns named once in `fields`."""
+    def only(self, names: Collection[str]) -> HistoryView:
+        """The view of the named targets alone (in the view's order)."""
+        return replace(self, targets=tuple(t for t in self.targets if t.target in names))
+
+    def summary_dict(self, now: float) -> dict[str, Any]:
+        """The default body of GET /status.json: per target what the status page shows (~5 KiB a target)."""
         return {
-            "generated_at": self.generated_at,
-            "round_at": self.round_at,
-            "fields": {"points": list(POINT_FIELDS), "hours": list(HOUR_FIELDS)},
-            "targets": [t.to_dict() for t in self.targets],
+            **self._head(),
+            "fields": {"slots": list(SLOT_FIELDS)},
+            "targets": [t.summary_dict(now) for t in self.targets],
         }
+
+    def full_dict(self) -> dict[str, Any]:
+        """GET /status.json?points=full: every point and hourly aggregate (a day of 1000 targets at one round a
+        minute is 1.44 M points, ~60 MiB), as rows whose columns are named once in `fields`."""
+        return {
+            **self._head(),
+            "fields": {"points": list(Series.FIELDS), "hours": list(Hours.FIELDS)},
+            "targets": [t.full_dict() for t in self.targets],
+        }
+
+    def _head(self) -> dict[str, Any]:
+        return {"generated_at": self.generated_at, "round_at": self.round_at}
 
 
 class _RawHour(NamedTuple):
-    """A parsed raw hour: per target its points (by time) and (available, known) round counts."""
+    """A parsed raw hour: per target its rounds (by time) and (available, known) round counts."""
 
-    points: dict[str, tuple[Point, ...]]
+    points: dict[str, Series]
     counts: dict[str, tuple[int, int]]
 
 
 class _Day(NamedTuple):
     """A parsed day object: per target its hours (by time) and (up_rounds, rounds) sums."""
 
-    hours: dict[str, tuple[HourPoint, ...]]
+    hours: dict[str, Hours]
     sums: dict[str, tuple[int, int]]
 
 
@@ -210,82 +223,68 @@ def _raw_hours(store: Store, store_id: str, now: float, used: set) -> list[tuple
 
 
 def _parse_raw(data: bytes) -> _RawHour:
+    """A raw hour's rounds regrouped per target as columns: each run of rounds over the same targets (the
+    usual case: every round probes every target) is transposed with zip, not walked point by point."""
+    rounds = [entry for entry in iter_rounds(data) if entry is not None]  # a damaged line is skipped
+    if any(b.at < a.at for a, b in zip(rounds, rounds[1:])):  # writers' clocks disagreed: order by time
+        rounds.sort(key=lambda entry: entry.at)
     same: dict[Any, Any] = {}  # one object per distinct code or latency, not one per point
-    ats: list[float] = []
-    point_rows: list[tuple[list[str], list[Point]]] = []
-    letter_rows: list[tuple[list[str], str]] = []
-    with _collector_paused():
-        for entry in iter_rounds(data):
-            if entry is None:
-                continue  # a damaged line: skipped
-            at = float(entry.at)
-            ats.append(at)
-            statuses = map(LETTER_STATUS.__getitem__, entry.status)
-            totals, ttfbs = (
-                map(same.setdefault, entry.total_ms, entry.total_ms),
-                map(same.setdefault, entry.ttfb_ms, entry.ttfb_ms),
-            )
-            codes = map(same.setdefault, entry.code, entry.code)
-            point_rows.append((entry.targets, list(map(Point, repeat(at), statuses, totals, ttfbs, codes))))
-            letter_rows.append((entry.targets, entry.status))
-        points = _by_target(point_rows)
-    if ats != sorted(ats):  # writers' clocks disagreed: order each target's rounds by time
-        points = {name: sorted(series, key=lambda p: p.at) for name, series in points.items()}
-    counts = {}
-    for name, letters in _by_target(letter_rows).items():
-        available = letters.count("u") + letters.count("g")
-        counts[name] = (available, available + letters.count("d"))
-    return _RawHour({name: tuple(series) for name, series in points.items()}, counts)
+    parts: dict[str, list[Series]] = {}
+    for run in _runs(rounds, _round_targets):
+        at = tuple(float(entry.at) for entry in run)
+        columns = (
+            zip(*(entry.status for entry in run)),
+            zip(*(entry.total_ms for entry in run)),
+            zip(*(entry.ttfb_ms for entry in run)),
+            zip(*(entry.code for entry in run)),
+        )
+        for name, letters, totals, ttfbs, codes in zip(run[0].targets, *columns):
+            parts.setdefault(name, []).append(Series(
+                at,
+                "".join(letters),
+                tuple(map(same.setdefault, totals, totals)),
+                tuple(map(same.setdefault, ttfbs, ttfbs)),
+                tuple(map(same.setdefault, codes, codes)),
+            ))
+    points = {name: Series.joined(series) for name, series in parts.items()}
+    return _RawHour(points, {name: series.counts() for name, series in points.items()})
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Parsing makes up to a million small objects that all live on; the cyclic collector's passes over
-    them find nothing and, measured, took two thirds of the parse time."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+def _runs(items: Sequence[T], targets_of: Callable[[T], list[str]]) -> list[list[T]]:
+    """Consecutive items over the same target list, grouped."""
+    runs: list[list[T]] = []
+    for item in items:
+        if runs and targets_of(runs[-1][0]) == targets_of(item):
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs
 
 
-def _by_target(rows: list[tuple[list[str], Sequence[Any]]]) -> dict[str, list[Any]]:
-    """Rows of (target names, one item per name) regrouped per target, in row order. Consecutive rows with
-    the same names (the usual case: every round probes every target) are transposed in one go."""
-    out: dict[str, list[Any]] = {}
-    start = 0
-    for end in range(1, len(rows) + 1):
-        if end < len(rows) and rows[end][0] == rows[start][0]:
-            continue
-        for name, series in zip(rows[start][0], zip(*(items for _, items in rows[start:end]))):
-            out.setdefault(name, []).extend(series)
-        start = end
-    return out
+def _round_targets(entry: RawRound) -> list[str]:
+    return entry.targets
 
 
-def _count(points: Sequence[Point]) -> tuple[int, int]:
-    statuses = [p.status for p in points]
-    return sum(map(statuses.count, AVAILABLE)), sum(map(statuses.count, KNOWN))
+def _hour_targets(item: tuple[int, HourColumns]) -> list[str]:
+    return item[1].targets
 
 
-def _points(name: str, raw: list[tuple[int, _RawHour]], start: float, now: float) -> tuple[tuple[Point, ...], int, int]:
+def _points(name: str, raw: list[tuple[int, _RawHour]], start: float, now: float) -> tuple[Series, int, int]:
     """A target's points of the last 24 h and their (available, known) counts."""
-    parts: list[tuple[Point, ...]] = []
+    parts: list[Series] = []
     available = known = 0
     for hour, parsed in raw:
         series = parsed.points.get(name)
-        if not series:
+        if series is None:
             continue
         if hour < start or hour + HOUR > now:  # a boundary hour: only its rounds inside the window
-            series = tuple(p for p in series if start < p.at <= now)
-            a, k = _count(series)
+            series = series.between(start, now)
+            a, k = series.counts()
         else:
             a, k = parsed.counts[name]
         parts.append(series)
         available, known = available + a, known + k
-    return tuple(chain.from_iterable(parts)), available, known
+    return Series.joined(parts) if parts else Series(), available, known
 
 
 def _days(store: Store, store_id: str, hourly: dict[str, str], now: float, used: set) -> list[tuple[int, _Day]]:
@@ -308,32 +307,30 @@ def _days(store: Store, store_id: str, hourly: dict[str, str], now: float, used:
 
 
 def _parse_day(data: bytes, name: str) -> _Day:
+    """A day object's hours regrouped per target as columns, runs of hours over the same targets transposed."""
     same: dict[Any, Any] = {}
-    rows = []
-    with _collector_paused():
-        for hour, columns in sorted(decode_day(data, name).items()):
-            p50, p95 = (
-                map(same.setdefault, columns.p50_ms, columns.p50_ms),
-                map(same.setdefault, columns.p95_ms, columns.p95_ms),
-            )
-            worst = map(same.setdefault, columns.worst_code, columns.worst_code)
-            hours = map(HourPoint, repeat(float(hour)), columns.rounds, columns.up_rounds, p50, p95, worst)
-            rows.append((columns.targets, list(hours)))
-        by_target = {target: tuple(series) for target, series in _by_target(rows).items()}
-    sums = {target: (sum(h.up_rounds for h in s), sum(h.rounds for h in s)) for target, s in by_target.items()}
-    return _Day(by_target, sums)
+    parts: dict[str, list[Hours]] = {}
+    hours = sorted(decode_day(data, name).items())
+    for run in _runs(hours, _hour_targets):
+        starts = tuple(float(hour) for hour, _ in run)
+        for target, *fields in zip(run[0][1].targets, *(zip(*(getattr(c, f) for _, c in run))
+                                                         for f in Hours.FIELDS[1:])):
+            parts.setdefault(target, []).append(Hours(starts, *(tuple(map(same.setdefault, f, f)) for f in fields)))
+    series = {target: Hours.joined(p) for target, p in parts.items()}
+    return _Day(series, {target: h.sums() for target, h in series.items()})
 
 
-def _hours(name: str, days: list[tuple[int, _Day]], start: float, end: float) -> tuple[HourPoint, ...]:
+def _hours(name: str, days: list[tuple[int, _Day]], start: float, end: float) -> Hours:
     """A target's hourly aggregates of the hours that begin at `start` or later and end by `end`."""
-    out: list[HourPoint] = []
+    parts: list[Hours] = []
     for day, parsed in days:
-        series = parsed.hours.get(name, ())
-        if start <= day and day + DAY <= end:
-            out.extend(series)
-        else:
-            out.extend(h for h in series if start <= h.hour and h.hour + HOUR <= end)
-    return tuple(out)
+        series = parsed.hours.get(name)
+        if series is None:
+            continue
+        if not (start <= day and day + DAY <= end):
+            series = series.between(start, end - HOUR, from_start=True)  # start <= hour, hour + HOUR <= end
+        parts.append(series)
+    return Hours.joined(parts)
 
 
 def _hour_sums(name: str, days: list[tuple[int, _Day]], start: float, end: float) -> tuple[int, int]:
@@ -342,9 +339,8 @@ def _hour_sums(name: str, days: list[tuple[int, _Day]], start: float, end: float
     for day, parsed in days:
         if start <= day and day + DAY <= end:
             u, r = parsed.sums.get(name, (0, 0))
-        elif day + DAY > start and day < end:
-            inside = [h for h in parsed.hours.get(name, ()) if start <= h.hour and h.hour + HOUR <= end]
-            u, r = sum(h.up_rounds for h in inside), sum(h.rounds for h in inside)
+        elif day + DAY > start and day < end and name in parsed.hours:
+            u, r = parsed.hours[name].between(start, end - HOUR, from_start=True).sums()
         else:
             continue
         up, rounds = up + u, rounds + r

@@ -12,6 +12,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
+from shared import logs
 from shared.config.load import ConfigError, load_config
 from shared.errors import clip
 
@@ -184,7 +185,7 @@ def _doctor(args: argparse.Namespace) -> int:
     from shared.local.doctor import run_doctor
 
     code, report = run_doctor(args.url, args.token_env)
-    print(report)
+    print(report, file=sys.stderr if code == 2 else sys.stdout)  # exit 2: a usage error, not a report
     return code
 
 
@@ -268,6 +269,7 @@ EXTRA_OF_MODULE = {
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {"check": _check, "targets": _targets, "doctor": _doctor, "serve": _serve, "invoke": _invoke}
+    previous_log_stream = logs.configure(stream=logs.STDERR)  # stdout is the command's output alone
     try:
         return handlers[args.command](args)
     except ConfigError as exc:
@@ -285,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        logs.configure(stream=previous_log_stream)
 
 
 if __name__ == "__main__":

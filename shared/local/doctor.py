@@ -15,7 +15,9 @@ from shared.config import urls
 from shared.config.load import Config
 from shared.config.targets import ProbeSettings, Target
 from shared.credentials.refs import CredentialRef
+from shared.errors import clip, excerpt
 from shared.probe.engine import Prober
+from shared.probe.request import build_request
 from shared.verdict.codes import Code
 from shared.verdict.diagnose import diagnose
 from shared.verdict.result import ProbeResult
@@ -25,10 +27,21 @@ OK, FAIL, WARN = "ok  ", "FAIL", "warn"
 _PREDICT = re.compile(r"^/api/predict/([^/]+)")
 
 
-def _target_for(url: str, token_env: str | None) -> tuple[Target, list[tuple[str, str, str]]]:
-    """A throwaway target for the URL; a URL-rule failure is reported, then probed as given anyway."""
+def doctor_target(url: str, token_env: str | None = None) -> tuple[Target, list[tuple[str, str, str]]]:
+    """A throwaway target for the URL; a URL-rule failure is reported, then probed as given anyway.
+    Raises MalformedUrlError for a string no request can be sent to: bad input, not a finding."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise urls.MalformedUrlError(f"{excerpt(url, 200)} is not a valid URL: {clip(str(exc))}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise urls.MalformedUrlError(
+            f"{excerpt(url, 200)} is not an http(s) URL; give the endpoint as you would call it, e.g. "
+            "http://ep-xxx.dashscope.ap-southeast-1.privatelink.aliyuncs.com"
+        )
     steps: list[tuple[str, str, str]] = []
-    host = (urlsplit(url).hostname or "").lower()
+    host = parts.hostname
     kind = "eas" if "pai-eas" in host or "/api/predict/" in url else "dashscope"
     api_path = None
     try:
@@ -39,20 +52,25 @@ def _target_for(url: str, token_env: str | None) -> tuple[Target, list[tuple[str
         steps.append((OK, "URL rules", f"{ep.form} endpoint, {ep.scheme} on port {ep.port}"))
         for w in ep.warnings:
             steps.append((WARN, "URL rules", w))
+    except urls.MalformedUrlError:
+        raise
     except urls.UrlError as exc:
         steps.append((FAIL, "URL rules", str(exc)))
-        parts = urlsplit(url)
-        scheme = parts.scheme or "http"
+        scheme = parts.scheme
         form = "privatelink-default" if ".privatelink." in host else "custom"
         ep = urls.Endpoint(kind, form, scheme, host, parts.port or (443 if scheme == "https" else 80), "")
         api_path = parts.path.rstrip("/") or None
     if kind == "eas" and ep.service is None and (named := _PREDICT.match(api_path or "")):
         ep = dataclasses.replace(ep, service=named.group(1))  # an instance ip:port: the service is in the path
+    if api_path:
+        urls.check_request_path(api_path, url)
     cred = CredentialRef("env", token_env) if token_env else None
     mode = "http" if api_path else "models"
     probe = ProbeSettings(mode=mode, path=api_path, retries=0, timeout_s=5.0)
     auth = "raw" if kind == "eas" else "bearer"
-    return Target("doctor", kind, ep, "compatible", None, cred, auth, probe), steps
+    target = Target("doctor", kind, ep, "compatible", None, cred, auth, probe)
+    build_request(target, None)  # the URL the probe would send: a doubled path segment is refused here
+    return target, steps
 
 
 def _render(result: ProbeResult, steps: list[tuple[str, str, str]]) -> str:
@@ -99,18 +117,12 @@ def _render(result: ProbeResult, steps: list[tuple[str, str, str]]) -> str:
 
 
 def run_doctor(url: str, token_env: str | None = None) -> tuple[int, str]:
-    """Diagnose one URL; returns (exit code, report). A string that is not an http(s) URL is exit 2."""
+    """Diagnose one URL; returns (exit code, report). A string no request can be sent to (not an http(s)
+    URL, a bad host name or port, a doubled path segment) is exit 2."""
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as exc:
-        return 2, f"vpcprobe doctor: '{url}' is not a valid URL: {exc}"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return 2, (
-            f"vpcprobe doctor: '{url}' is not an http(s) URL; give the endpoint as you would call it, e.g. "
-            "http://ep-xxx.dashscope.ap-southeast-1.privatelink.aliyuncs.com"
-        )
-    target, steps = _target_for(url, token_env)
+        target, steps = doctor_target(url, token_env)
+    except urls.MalformedUrlError as exc:
+        return 2, f"vpcprobe doctor: {exc}"
     config = Config("<doctor>", None, (target,), {})
     result = asyncio.run(Prober(config).probe_target(target))
     if token_env is None and result.diagnosis and result.diagnosis.code == Code.UNAUTHORIZED:

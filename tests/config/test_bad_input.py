@@ -109,11 +109,13 @@ def test_maintenance_windows_out_of_datetime_range(window, expected):
     "headers,expected",
     [
         ({1: "x"}, "1 is not a header name"),
-        ({"X-A": 5}, "X-A: must be a one-line string of at most 8 KiB (got 5)"),
+        ({"X-A": 5}, "X-A: must be a one-line string of Latin-1 characters, at most 8 KiB (got 5)"),
         ({"X-A": "a\r\nHost: evil"}, "X-A: must be a one-line string"),
         ({"Bad Name": "x"}, "'Bad Name' is not a header name"),
         (["X-A: b"], "must map header names to string values (got list)"),
         ({"authorization": "sk-x"}, "must not set Authorization"),
+        ({"X-A": "中"}, "X-A: must be a one-line string of Latin-1 characters"),  # was: probe_crashed each round
+        ({"X-A": "\ud800"}, "X-A: must be a one-line string of Latin-1 characters"),
     ],
 )
 def test_probe_headers_are_checked(headers, expected):
@@ -129,6 +131,40 @@ def test_a_probe_body_that_is_not_json():
     assert "date is not JSON serializable" in problem
 
 
+def test_a_probe_body_with_a_lone_surrogate(tmp_path):
+    """YAML's "\\ud800" escape reads as a lone surrogate, which UTF-8 cannot encode: the probe crashed."""
+    raw = yaml.safe_dump({"targets": [{**TARGET, "probe": {"mode": "http", "path": "/x", "method": "POST"}}]})
+    raw += '    body: "\\ud800"\n'  # the escape, as a person would type it
+    assert file_problems(tmp_path, raw.encode()) == [
+        "bad.yaml: targets[t].probe.body: holds a lone surrogate (a \\ud800-style escape) that UTF-8 cannot carry"
+    ]
+
+
+def test_a_huge_name_in_a_field_path_is_cut_keeping_both_ends():
+    """Found by `make fuzz`: a window named with 20,000 characters made a 20,000-character problem."""
+    window = {"name": "Z" * 20_000}
+    (problem,) = problems_of({"targets": [TARGET], "alerts": CONSOLE, "maintenance": [window]})
+    assert problem.startswith("cfg.yaml: maintenance[ZZZZ") and "Z…Z" in problem
+    assert problem.endswith("].start: is required: a date and time (\"2026-12-01T02:00\") or a daily time "
+                            "(\"02:00\") with duration")
+    assert len(problem) < 400
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://ep-a..dashscope.ap-southeast-1.privatelink.aliyuncs.com",
+        f"http://{'a' * 64}.example.com",
+        f"http://a_b.{'a' * 64}.example.com",  # the underscore rule came first, and let the long label through
+        "http://127.0.0.1:0",
+    ],
+)
+def test_an_endpoint_no_request_can_reach(endpoint):
+    (problem,) = problems_of({"targets": [{**TARGET, "endpoint": endpoint}]})
+    assert problem.startswith("cfg.yaml: targets[t].endpoint: ")
+    assert "is not a valid DNS name" in problem or "port 0 is no server's port" in problem
+
+
 @pytest.mark.parametrize("path", ["/a b", "/x\r\nHost: evil", "no-slash", "/" + "a" * 9000])
 def test_an_http_probe_path_must_fit_a_request_line(path):
     problems = problems_of({"targets": [{**TARGET, "probe": {"mode": "http", "path": path}}]})
@@ -138,6 +174,15 @@ def test_an_http_probe_path_must_fit_a_request_line(path):
 def test_retries_are_bounded():
     (problem,) = problems_of({"targets": [{**TARGET, "probe": {"retries": 10**9}}]})
     assert problem == "cfg.yaml: targets[t].probe.retries: must be at most 10 (got 1000000000)"
+
+
+def test_a_ca_bundle_that_holds_no_certificate(tmp_path):
+    """Was: every probe of the target crashed (`probe_crashed`: SSLError) building its TLS context."""
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("not a certificate\n")
+    (problem,) = problems_of({"targets": [{**TARGET, "ca_bundle": str(bundle)}]})
+    assert problem.startswith("cfg.yaml: targets[t].ca_bundle: file '/") and " is not a PEM CA bundle: " in problem
+    assert "NO_CERTIFICATE_OR_CRL_FOUND" in problem
 
 
 def test_a_ca_bundle_name_too_long_for_the_file_system():

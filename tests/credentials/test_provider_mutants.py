@@ -1,18 +1,24 @@
 """An empty environment variable is no credential: refused by name (never sent as `Bearer `), and a
-probe of a target that uses it is diagnosed `credential_unavailable`."""
+probe of a target that uses it is diagnosed `credential_unavailable`. The provider's own wiring: the
+settings and environment it is given reach the control plane it creates, a value is registered with the
+redactor, a refused value names its reference, and invalidate says whether it dropped anything."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+from types import SimpleNamespace
 
 import pytest
 
+from shared import logs
 from shared.config.load import parse_config
 from shared.credentials.errors import CredentialError
-from shared.credentials.provider import TokenProvider
-from shared.credentials.refs import CredentialRef
+from shared.credentials.provider import Resolved, TokenProvider
+from shared.credentials.refs import CredentialRef, parse_ref
+from shared.credentials.settings import CloudSettings
 from shared.probe.engine import Prober
+from tests.credentials.rounds import DS_KEY, REGION, Clock, provider
 
 HOST = "ep-empty01.dashscope.ap-southeast-1.privatelink.aliyuncs.com"
 
@@ -50,3 +56,58 @@ def test_probe_with_an_empty_variable_is_credential_unavailable():
         [result] = asyncio.run(Prober(config, TokenProvider(environ={"DS_KEY": ""})).run_round())
     assert (result.status, result.diagnosis.code) == ("down", "credential_unavailable"), result.to_dict()
     assert "DS_KEY" in result.diagnosis.message
+
+
+def test_the_cloud_settings_given_are_the_ones_used():
+    settings = CloudSettings(region=REGION, timeout_s=1.0, retries=0)
+    assert TokenProvider(environ={}, cloud=settings).fetch_budget_s(CredentialRef("kms", "x")) == 3.0
+
+
+def test_an_env_value_is_registered_with_the_redactor():
+    value = "sk-env-registered-5e1d77"
+    assert asyncio.run(TokenProvider(environ={"K": value}).get(CredentialRef("env", "K"))) == value
+    assert value not in logs.redact_text(f"upstream said {value}")
+
+
+def test_the_control_plane_it_creates_uses_its_environment_and_settings(cloud):
+    settings = CloudSettings(region=REGION, retries=0)
+    tokens = TokenProvider(cloud.env(), settings, clock=Clock())  # no plane given: created on first fetch
+    assert asyncio.run(tokens.get(parse_ref("kms:dashscope-key"))) == DS_KEY
+
+
+def test_settings_and_context_reach_a_given_plane():
+    plane = SimpleNamespace(settings=CloudSettings(), context=None)
+    tokens = TokenProvider(environ={}, cloud=CloudSettings(), plane=plane)
+    changed = CloudSettings(region=REGION, retries=0)
+    tokens.configure(changed)
+    context = SimpleNamespace(credentials=None)
+    tokens.set_context(context)
+    assert (plane.settings, plane.context) == (changed, context)
+
+
+def test_a_blank_eas_token_is_refused_naming_the_reference(cloud):
+    cloud.add_eas_service("blank", token="   ")
+    with pytest.raises(CredentialError) as caught:
+        asyncio.run(provider(cloud).get(parse_ref(f"eas:{REGION}/blank")))
+    assert str(caught.value) == f"eas:{REGION}/blank: the value is only whitespace; set the secret itself"
+
+
+def test_an_unknown_scheme_is_refused_naming_it():
+    tokens = TokenProvider(environ={}, plane=SimpleNamespace(context=None))
+    with pytest.raises(CredentialError) as caught:
+        asyncio.run(tokens.get(CredentialRef("ftp", "x")))
+    assert str(caught.value) == "ftp:x: unknown reference scheme"
+
+
+def test_invalidate_says_whether_it_dropped_the_value(cloud):
+    tokens = provider(cloud)
+    ref = parse_ref("kms:dashscope-key")
+    assert tokens.invalidate(ref) is False  # nothing cached yet
+    asyncio.run(tokens.get(ref))
+    assert tokens.invalidate(ref, "another value") is False
+    assert tokens.invalidate(ref, DS_KEY) is True
+    assert tokens.invalidate(ref) is False
+
+
+def test_an_env_value_shows_no_fetch_time_and_never_its_value():
+    assert repr(Resolved("sk-secret")) == "Resolved(value=***, fetched_at=0.000, eas=None)"

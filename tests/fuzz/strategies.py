@@ -26,9 +26,18 @@ scalars = st.one_of(
     st.sampled_from(["5s", "500ms", "2m", "1h", "0", "-1s", "1e400h", "99999999999999h", "0.0000001ms", "9" * 30]),
     st.sampled_from(["02:00", "24:00", "2026-12-01T02:00", "9999-12-31T23:59", "0001-01-01T00:00", "13:61"]),
     st.sampled_from(REGIONS + ZONES + ["A" * 300, "../../etc/passwd", "Asia/Shanghai\x00", ""]),
+    st.sampled_from(["\ud800", "x\udfff", "中文", "\xff\xfe"]),  # a lone surrogate: what YAML reads from "\ud800"
     st.just("Z" * 20_000),  # every message quotes an excerpt of it, never all of it
     st.dates(),
     st.datetimes(),
+)
+
+# Text a person pastes that passes a type check but not the wire: a lone surrogate (YAML's "\ud800"),
+# non-Latin-1 (no HTTP header carries it), line breaks and NUL (header injection), an empty label.
+awkward_text = st.one_of(
+    st.sampled_from(["\ud800", "x\udfff", "中文", "é", "a\r\nX-Injected: 1", "\x00", "", " ", "a..b", "/a b"]),
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=8),
+    st.text(alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=2),
 )
 
 

@@ -17,11 +17,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.config import urls
-from shared.config.load import ConfigError, load_config, parse_config
+from shared.config.load import Config, ConfigError, load_config, parse_config
 from shared.config.reader import MAX_PROBLEMS
+from shared.config.targets import Target
 from shared.fc.events import BadEvent, ProbeRequest, parse_probe_event, timer_event
 from shared.fc.probe_function import handle
+from shared.local.doctor import doctor_target
 from shared.local.schedule import ScheduleError, parse_schedule
+from shared.probe.attempt import wire_request
+from shared.probe.request import build_request
+from shared.probe.tls import cached_context
 from tests.fuzz import strategies as s
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +46,23 @@ def refused_cleanly(call: Callable[[], Any], errors: type[Exception] | tuple[typ
         return None
 
 
+def sendable(target: Target) -> None:
+    """What a probe of the target does before any answer can come: build its request, encode it for the
+    wire, build its TLS context, ask the resolver for its host. Input that passed validation but failed
+    here reached the engine's catch-all (`probe_crashed`, exit 1) before issue 11's follow-up: a lone
+    surrogate in a body, a non-Latin-1 header, an empty DNS label, a CA bundle without a certificate."""
+    wire_request(build_request(target, "sk-fuzz-token"), target).wire()
+    if target.endpoint.scheme == "https":
+        cached_context(target.ca_bundle, target.tls_verify)
+    if not urls.is_ip(target.endpoint.host):
+        target.endpoint.host.encode("idna")
+
+
+def probe_ready(config: Config | None) -> None:
+    for target in config.targets if config is not None else ():
+        sendable(target)
+
+
 @pytest.fixture(scope="module")
 def workdir() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="vpcprobe-fuzz-") as path:
@@ -50,7 +72,9 @@ def workdir() -> Iterator[Path]:
 def load_bytes(workdir: Path, raw: bytes) -> Any:
     path = workdir / "vpcprobe.yaml"
     path.write_bytes(raw)
-    return refused_cleanly(lambda: load_config(str(path), function_region="ap-southeast-1"), ConfigError)
+    config = refused_cleanly(lambda: load_config(str(path), function_region="ap-southeast-1"), ConfigError)
+    probe_ready(config)
+    return config
 
 
 # ------------------------------------------------------------------ config
@@ -58,7 +82,9 @@ def load_bytes(workdir: Path, raw: bytes) -> Any:
 
 @given(s.documents)
 def test_generated_config_documents(doc):
-    refused_cleanly(lambda: parse_config(doc, path="fuzz.yaml", function_region="ap-southeast-1"), ConfigError)
+    probe_ready(
+        refused_cleanly(lambda: parse_config(doc, path="fuzz.yaml", function_region="ap-southeast-1"), ConfigError)
+    )
 
 
 @given(s.documents)
@@ -94,7 +120,55 @@ def test_mutations_of_the_example_config(data):
     doc = EXAMPLE_DOC
     for _ in range(data.draw(st.integers(1, 4))):
         doc = _mutate(doc, data)
-    refused_cleanly(lambda: parse_config(doc, path="fuzz.yaml", function_region="ap-southeast-1"), ConfigError)
+    probe_ready(
+        refused_cleanly(lambda: parse_config(doc, path="fuzz.yaml", function_region="ap-southeast-1"), ConfigError)
+    )
+
+
+WORKING_TARGET = {"name": "t", "kind": "dashscope", "endpoint": "https://vpc-ap-southeast-1.dashscope.aliyuncs.com"}
+WORKING_PROBE = {"mode": "http", "path": "/x", "method": "POST", "body": "{}"}
+
+
+@given(st.data())
+def test_one_or_two_fields_of_a_working_target(data):
+    """A working target with a field or two drawn: whole generated documents seldom load, so this is where a
+    value that loads but cannot be sent shows (a lone surrogate in a body, a non-Latin-1 header)."""
+    target, probe = dict(WORKING_TARGET), dict(WORKING_PROBE)
+    for _ in range(data.draw(st.integers(1, 2))):
+        block, fields = data.draw(st.sampled_from([(probe, s.PROBE_FIELDS), (target, s.TARGET_FIELDS)]))
+        key = data.draw(st.sampled_from(sorted(fields)))
+        block[key] = data.draw(fields[key])
+    doc = {"targets": [{**target, "probe": probe}]}
+    probe_ready(
+        refused_cleanly(lambda: parse_config(doc, path="fuzz.yaml", function_region="ap-southeast-1"), ConfigError)
+    )
+
+
+# Where a working target's text reaches the request (block, field, how the text is placed there).
+CARRIED_TEXT = [
+    ("probe", "body", lambda v: v),
+    ("probe", "body", lambda v: {"prompt": v}),
+    ("probe", "headers", lambda v: {"X-Fuzz": v}),
+    ("probe", "path", lambda v: "/" + v),
+    ("probe", "model", lambda v: v),
+    ("probe", "expect_body", lambda v: v),
+    ("target", "workspace", lambda v: v),
+    ("target", "endpoint", lambda v: f"http://{v}.example.com"),
+    ("target", "endpoint", lambda v: f"http://127.0.0.1:8000/api/predict/s{v}"),
+]
+
+
+@given(st.sampled_from(CARRIED_TEXT), s.awkward_text)
+def test_awkward_text_where_the_request_carries_it(carried, text):
+    """Text that passes a type check but not the wire (a lone surrogate, non-Latin-1 in a header, a line
+    break): refused by the config, or sent."""
+    block, key, place = carried
+    target, probe = dict(WORKING_TARGET), dict(WORKING_PROBE)
+    (probe if block == "probe" else target)[key] = place(text)
+    doc = {"targets": [{**target, "probe": probe}]}
+    probe_ready(
+        refused_cleanly(lambda: parse_config(doc, path="fuzz.yaml", function_region="ap-southeast-1"), ConfigError)
+    )
 
 
 @given(st.lists(st.tuples(st.integers(0, len(EXAMPLE)), st.integers(0, 8), st.binary(max_size=8)), max_size=6))
@@ -199,6 +273,14 @@ def test_endpoint_urls(url, region, service, path):
             endpoint, _api = found
             joined = refused_cleanly(lambda: endpoint.url_for(path), urls.UrlError)  # noqa: B023
             assert joined is None or joined.startswith(endpoint.base_url)
+
+
+@given(s.urls, st.one_of(st.none(), st.just("KEY")))
+def test_doctor_urls(url, token_env):
+    """`vpcprobe doctor URL`: refused as bad input (exit 2), or a target the probe can send to."""
+    found = refused_cleanly(lambda: doctor_target(url, token_env), urls.MalformedUrlError)
+    if found is not None:
+        sendable(found[0])
 
 
 @given(

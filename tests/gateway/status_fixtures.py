@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shared.history.record import record_round
-from shared.history.view import HistoryView, Point, TargetHistory, rfc3339
+from shared.history.view import HistoryView, Hours, Point, Series, TargetHistory, rfc3339
 from shared.state.store import Store
 from shared.verdict.codes import Code
 from shared.verdict.diagnose import diagnose
@@ -105,7 +105,7 @@ def history(target: str, kind: str = "dashscope", *, latest: ProbeResult | None 
             tls_days_left: int | None = None, url: str = PL_URL) -> TargetHistory:
     return TargetHistory(
         target=target, kind=kind, url=url, latest=None if latest is None else latest.to_dict(), since=since,
-        points=tuple(points), hours=(), uptime=uptime or {"24h": None, "7d": None, "30d": None},
+        points=Series.of(points), hours=Hours(), uptime=uptime or {"24h": None, "7d": None, "30d": None},
         tls_days_left=tls_days_left,
     )
 

@@ -13,8 +13,9 @@ import pytest
 from shared import logs
 from shared.config.load import parse_config
 from shared.credentials.provider import TokenProvider
-from shared.gateway.app import create_app
+from shared.gateway.app import GatewayApp, create_app
 from shared.gateway.server import start_in_thread
+from shared.gateway.upstream import UpstreamResponse
 from shared.local.simulator import Fault, Simulator
 
 ZONE_A, ZONE_B = "127.0.0.2", "127.0.0.3"
@@ -31,6 +32,16 @@ def sim():
 
 @pytest.fixture
 def gateway(sim):
+    yield from _serve(sim)
+
+
+@pytest.fixture
+def hookless_gateway(sim):
+    """The gateway under uvicorn's own httptools protocol: no DISCONNECT_HOOK, so a task watches receive()."""
+    yield from _serve(sim, http="httptools")
+
+
+def _serve(sim, **overrides):
     sim.clear()
     environ = {"SMOKE_GATEWAY_KEY": GATEWAY_KEY, "SMOKE_UPSTREAM_KEY": UPSTREAM_KEY}
     config = parse_config(
@@ -54,7 +65,7 @@ def gateway(sim):
     )
     stream = io.StringIO()
     logs.configure(stream=stream)
-    server = start_in_thread(create_app(config, tokens=TokenProvider(environ=environ)))
+    server = start_in_thread(create_app(config, tokens=TokenProvider(environ=environ)), **overrides)
     try:
         yield server, stream
     finally:
@@ -151,8 +162,9 @@ def test_unreachable_target_answers_with_the_probe_diagnosis(gateway, sim):
     assert error["remedy"]
 
 
-def test_client_disconnect_cancels_the_upstream(gateway, sim):
-    server, stream = gateway
+@pytest.mark.parametrize("served", ["gateway", "hookless_gateway"])
+def test_client_disconnect_cancels_the_upstream(served, sim, request):
+    server, stream = request.getfixturevalue(served)
     sim.inject(Fault(route="/compatible-mode/v1/chat/completions", stall=True, times=1))
     body = json.dumps({"model": "qwen-plus", "messages": [{"role": "user", "content": "hi"}]}).encode()
     with socket.create_connection(("127.0.0.1", server.port)) as conn:
@@ -205,3 +217,45 @@ def test_a_stream_that_stalls_mid_body_aborts_the_client_connection(gateway, sim
     (line,) = _request_lines(stream)
     assert line["status"] == 200 and line["code"] == "stream_stalled"
     assert not [r for r in caplog.records if r.name == "uvicorn.error"]  # no traceback for a broken upstream
+
+
+def test_an_unexpected_exception_is_an_openai_style_500_and_one_log_line(gateway, sim, caplog, monkeypatch):
+    """A bug in a route (here: /v1/models raising) must not reach uvicorn, which would answer a plain-text 500
+    and log a traceback: the client gets the JSON error, and the request's line says what failed, redacted."""
+    server, stream = gateway
+
+    async def broken(self, ex, key, send):
+        raise RuntimeError(f"boom while serving {key.name} with {GATEWAY_KEY}")
+
+    monkeypatch.setattr(GatewayApp, "_models", broken)
+    with caplog.at_level(logging.ERROR, logger="uvicorn.error"):
+        resp = httpx.get(server.url + "/v1/models", headers=_auth())
+        again = httpx.get(server.url + "/healthz")  # the gateway still serves
+    assert resp.status_code == 500
+    assert resp.headers["content-type"] == "application/json"
+    assert resp.json() == {"error": {"message": "the gateway failed on this request; its log line for the request "
+                                                "says why", "type": "server_error", "code": "internal_error"}}
+    assert again.status_code == 200
+    assert not [r for r in caplog.records if r.name == "uvicorn.error"]
+    server.stop()
+    (line,) = _request_lines(stream)
+    assert line["status"] == 500 and line["code"] == "internal_error" and line["key_name"] == "smoke-app"
+    assert line["error"] == "RuntimeError: boom while serving smoke-app with ***"
+    assert GATEWAY_KEY not in stream.getvalue()
+
+
+def test_an_unexpected_exception_mid_response_aborts_the_connection(gateway, sim, caplog, monkeypatch):
+    server, stream = gateway
+
+    def broken(self):
+        raise KeyError("bug after the response started")
+
+    monkeypatch.setattr(UpstreamResponse, "drained", property(broken))
+    body = {"model": "qwen-plus", "messages": [{"role": "user", "content": "hi"}]}
+    with caplog.at_level(logging.ERROR, logger="uvicorn.error"), pytest.raises(httpx.RemoteProtocolError):
+        httpx.post(server.url + "/qwen/compatible-mode/v1/chat/completions", headers=_auth(), json=body)
+    assert not [r for r in caplog.records if r.name == "uvicorn.error"]
+    server.stop()
+    (line,) = _request_lines(stream)
+    assert line["status"] == 200 and line["code"] == "internal_error"
+    assert line["error"] == "KeyError: 'bug after the response started'"

@@ -247,7 +247,7 @@ def test_a_recorded_probe_round_reads_back_through_all_three_routes(recorded_gat
     status = httpx.get(url + "/status.json", headers=auth, timeout=10).json()
     assert {t["target"]: t["latest"]["status"] for t in status["targets"]} == {
         "qwen-pl": "up", "qwen-custom": "up", "qwen-dead": "down"}
-    assert [len(t["points"]) for t in status["targets"]] == [1, 1, 1]
+    assert [len(t["slots"]["slots"]) for t in status["targets"]] == [1, 1, 1]
     page = httpx.get(url + "/status", auth=("browser", KEY_ALL), timeout=10).text
     assert page.count("<article ") == 3 and "<code>connect_refused</code>" in page
     # a key limited to one target sees it alone, on every route

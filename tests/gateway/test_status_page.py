@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import re
 import threading
 import time
@@ -194,14 +195,55 @@ def test_every_target_has_a_sparkline_of_its_rounds_with_marks_where_zone_b_was_
     assert page.marks == ["m-degraded"] * 12
 
 
-def test_status_json_is_the_history_view(gw: httpx.Client, recorded) -> None:
+def test_status_json_is_by_default_what_the_page_shows(gw: httpx.Client, recorded) -> None:
     store = recorded[2]
     body = gw.get("/status.json", auth=("me", KEY_STATUS)).json()
-    expected = read_view(store, order=[t.name for t in DEMO_TARGETS]).to_dict()
-    assert body.pop("generated_at") and expected.pop("generated_at")
-    assert body == expected
+    expected = read_view(store, order=[t.name for t in DEMO_TARGETS]).summary_dict(time.time())
+    assert body["fields"] == {"slots": ["at", "total_ms", "status"]}
     assert [t["target"] for t in body["targets"]] == ["qwen-privatelink", "llm-eas-vpc", "qwen-custom-domain"]
-    assert len(body["targets"][0]["points"]) == 24
+    for got, want in zip(body["targets"], expected["targets"]):
+        assert "points" not in got and "hours" not in got
+        assert {k: v for k, v in got.items() if k != "slots"} == {k: v for k, v in want.items() if k != "slots"}
+        assert got["slots"]["slots"] == want["slots"]["slots"]  # 24 rounds: a slot each, as the page draws them
+    statuses = [s[2] for t in body["targets"] for s in t["slots"]["slots"]]
+    page = Page(gw.get("/status", auth=("me", KEY_STATUS)).text)
+    assert len(statuses) == 72 and [f"m-{s}" for s in statuses if s != "up"] == page.marks
+    assert body["targets"][0]["status"] == "degraded" and body["targets"][0]["latest"]["diagnosis"]["remedy"]
+
+
+def test_status_json_points_full_is_every_point_and_target_narrows_it(gw: httpx.Client, recorded) -> None:
+    store = recorded[2]
+    order = [t.name for t in DEMO_TARGETS]
+    full = gw.get("/status.json?points=full", auth=("me", KEY_STATUS)).json()
+    expected = read_view(store, order=order).full_dict()
+    assert full.pop("generated_at") and expected.pop("generated_at")
+    assert full == expected and len(full["targets"][0]["points"]) == 24
+    two = gw.get("/status.json?target=qwen-custom-domain&target=qwen-privatelink&points=full&target=qwen-privatelink",
+                 auth=("me", KEY_STATUS)).json()
+    assert [t["target"] for t in two["targets"]] == ["qwen-privatelink", "qwen-custom-domain"]  # the view's order
+    assert two["targets"] == [t for t in expected["targets"] if t["target"] != "llm-eas-vpc"]
+    one = gw.get("/status.json?target=llm-eas-vpc&points=summary", auth=("me", KEY_STATUS)).json()
+    assert [(t["target"], len(t["slots"]["slots"])) for t in one["targets"]] == [("llm-eas-vpc", 24)]
+
+
+@pytest.mark.parametrize(("query", "status", "code", "named"), [
+    ("points=all", 400, "invalid_parameter", "points='all'"),
+    ("points=full&points=full", 400, "invalid_parameter", "'points' is given twice"),
+    ("refresh=1", 400, "invalid_parameter", "'refresh'"),
+    ("target=", 400, "invalid_parameter", "target= needs a target name"),
+    ("target=nope", 404, "unknown_target", "'nope'"),
+])
+def test_a_bad_status_json_query_is_refused_naming_what_is_wrong(gw: httpx.Client, query, status, code, named) -> None:
+    r = gw.get(f"/status.json?{query}", auth=("me", KEY_STATUS))
+    assert (r.status_code, r.json()["error"]["code"]) == (status, code)
+    assert named in r.json()["error"]["message"]
+    assert gw.get(f"/status?{query}", auth=("me", KEY_STATUS)).status_code == 200  # the page ignores a query
+
+
+def test_a_key_asking_status_json_for_a_target_it_may_not_use_is_403(gw: httpx.Client) -> None:
+    r = gw.get("/status.json?target=qwen-privatelink", auth=("me", KEY_EAS))
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "target_not_allowed")
+    assert "qwen-privatelink" in r.json()["error"]["message"] and "eas-only" in r.json()["error"]["message"]
 
 
 def test_a_key_limited_to_some_targets_sees_only_those(gw: httpx.Client) -> None:
@@ -342,6 +384,58 @@ def test_alert_states_come_from_the_alert_state_document(tmp_path: Path) -> None
     assert cache.read().alert_states == {"a": "pending"}  # type: ignore[union-attr]
 
 
+def test_the_gateway_reads_the_history_when_it_starts_so_the_first_request_does_not(tmp_path: Path,
+                                                                                  monkeypatch) -> None:
+    from shared.config.load import parse_config
+    from shared.credentials.provider import TokenProvider
+    from shared.credentials.settings import CloudSettings
+    from shared.gateway.app import create_app
+    from shared.gateway.routes import RouteKind
+    from tests.gateway.status_fixtures import STATUS_ENV, status_config
+
+    entered, gate = threading.Event(), threading.Event()
+    store = CountingStore(tmp_path)
+    record_demo(store, time.time(), rounds=2)
+    store.gate, store.latest_reads = gate, 0
+    original = store.get_object
+
+    def get_object(name: str) -> bytes | None:
+        if name == LATEST:
+            entered.set()
+        return original(name)
+
+    store.get_object = get_object  # type: ignore[method-assign]
+    monkeypatch.setattr("shared.state.settings.open_store", lambda settings, environ=None: store)
+    config = parse_config(status_config(str(tmp_path)), path="status-test.yaml")
+    app = create_app(config, tokens=TokenProvider(dict(STATUS_ENV), CloudSettings(region="ap-southeast-1")))
+
+    async def scenario() -> bytes:
+        await app.startup()
+        assert await asyncio.to_thread(entered.wait, 10)  # reading, and no request has come
+        gate.set()
+        status, body, _ = await app.history.answer(RouteKind.STATUS_JSON, None)
+        assert status == 200
+        await app.shutdown()
+        return body
+
+    body = asyncio.run(scenario())
+    assert store.latest_reads == 1  # the request was answered from the read the startup began
+    assert [t["target"] for t in json.loads(body)["targets"]] == [t.name for t in DEMO_TARGETS]
+
+
+def test_status_json_by_default_stays_near_the_page_size_at_1000_targets() -> None:
+    """A day of minutely rounds for 1000 targets: the summary carries the page's 120 slots, not 1440 points."""
+    series = points(1440, 60.0)
+    r = result(DEMO_TARGETS[0], True, 20.0, NOW)
+    targets = [history(f"t{i:04d}", latest=r, points=series, since="2026-01-01T00:00:00Z") for i in range(1000)]
+    v = view(targets, NOW)
+    summary = json.dumps(v.summary_dict(NOW), separators=(",", ":"))
+    assert 2_000_000 < len(summary) < 6_000_000
+    assert {len(t["slots"]["slots"]) for t in json.loads(summary)["targets"]} == {120}
+    full = json.dumps(v.only({"t0000"}).full_dict(), separators=(",", ":"))
+    assert len(json.loads(full)["targets"][0]["points"]) == 1440
+
+
 # ------------------------------------------------------------------ drawing rules
 
 
@@ -458,7 +552,7 @@ def test_the_demo_prints_its_status_page_where_zone_b_goes_down_and_recovers(tmp
             match = re.match(r"== round (\d+) ", line)
             n = int(match.group(1)) if match else 0
             if n in (4, 7, 8):
-                body = httpx.get(url + ".json", auth=("demo", password), timeout=10).json()
+                body = httpx.get(url + ".json?points=full", auth=("demo", password), timeout=10).json()
                 seen[n] = {t["target"]: t for t in body["targets"]}
                 if n > 4 and seen[n]["qwen-privatelink"]["since"] != seen[4]["qwen-privatelink"]["since"]:
                     break  # a fresh read (a loaded machine may serve round 7 from the cache still)
@@ -487,7 +581,7 @@ def test_the_history_routes_answer_get_and_head_only(tmp_path: Path) -> None:
     expected = {b"/status": RouteKind.STATUS, b"/status.json": RouteKind.STATUS_JSON, b"/metrics": RouteKind.METRICS}
     for path, kind in expected.items():
         assert route_request("GET", path, b"", config) == Route(kind)
-        assert route_request("HEAD", path, b"refresh=1", config) == Route(kind)
+        assert route_request("HEAD", path, b"refresh=1", config) == Route(kind, query="refresh=1")
         with pytest.raises(GatewayError) as refused:
             route_request("POST", path, b"", config)
         assert (refused.value.status, refused.value.headers) == (405, {"Allow": "GET, HEAD"})

@@ -20,7 +20,7 @@ from tests.history.conftest import OSS_ENV, T0, probe
 def test_an_empty_store_is_an_empty_view(store):
     view = read_view(store, now=T0)
     assert (view.targets, view.round_at, view.generated_at) == ((), None, "2026-12-02T10:00:00.000Z")
-    assert view.to_dict()["targets"] == []
+    assert view.full_dict()["targets"] == [] and view.summary_dict(T0)["targets"] == []
 
 
 def test_rounds_come_back_as_points_latest_and_since(store):
@@ -31,7 +31,7 @@ def test_rounds_come_back_as_points_latest_and_since(store):
     assert view.round_at == "2026-12-02T10:03:00.000Z"
     a, b = view.targets
     assert (a.target, a.kind, b.target) == ("a", "dashscope", "b")
-    assert a.points == (
+    assert tuple(a.points) == (
         Point(T0 + 60, Status.UP, 11.0, 3.0, None),
         Point(T0 + 120, Status.DEGRADED, 250.0, 240.0, "slow"),
         Point(T0 + 180, Status.DEGRADED, 260.0, 3.0, "slow"),
@@ -97,13 +97,31 @@ def test_a_round_writes_its_line_and_latest_not_the_hour(file_store):
     assert 0 <= last.ms < 60_000
 
 
-def test_to_dict_is_json_with_status_as_text(store):
+def test_full_dict_is_json_with_every_point_and_status_as_text(store):
     record_round(store, [probe("a", "down")], now=T0 + 60)
-    doc = json.loads(json.dumps(read_view(store, now=T0 + 60).to_dict()))
+    doc = json.loads(json.dumps(read_view(store, now=T0 + 60).full_dict()))
     (target,) = doc["targets"]
-    assert doc["fields"]["points"] == ["at", "status", "total_ms", "ttfb_ms", "code"]
+    assert doc["fields"] == {"points": ["at", "status", "total_ms", "ttfb_ms", "code"],
+                             "hours": ["hour", "rounds", "up_rounds", "p50_ms", "p95_ms", "worst_code"]}
     assert target["points"] == [[T0 + 60, "down", 5.0, 3.0, "connect_refused"]]
-    assert (target["latest"]["status"], target["since"], target["hours"]) == ("down", "2026-12-02T10:01:00.000Z", [])
+    assert (target["status"], target["since"], target["hours"]) == ("down", "2026-12-02T10:01:00.000Z", [])
+    assert target["latest"]["status"] == "down" and "slots" not in target
+
+
+def test_summary_dict_is_what_the_page_shows_with_the_day_as_slots(store):
+    record_round(store, [probe("a", "up", 40.0)], now=T0 + 60)
+    record_round(store, [probe("a", "down", 2.0)], now=T0 + 120)
+    record_round(store, [probe("a", "degraded", 90.0)], now=T0 + 180)
+    doc = json.loads(json.dumps(read_view(store, now=T0 + 200).summary_dict(T0 + 200)))
+    (target,) = doc["targets"]
+    assert doc["fields"] == {"slots": ["at", "total_ms", "status"]}
+    assert "points" not in target and "hours" not in target
+    assert (target["status"], target["since"], target["uptime"]["24h"]) == (
+        "degraded", "2026-12-02T10:03:00.000Z", pytest.approx(66.667))
+    assert target["latest"]["diagnosis"]["code"] == "zones_down"
+    # three rounds: one slot each, a down round's total is not latency
+    assert target["slots"]["slots"] == [[T0 + 60, 40.0, "up"], [T0 + 120, None, "down"], [T0 + 180, 90.0, "degraded"]]
+    assert (target["slots"]["slot_s"], target["slots"]["start"], target["slots"]["end"]) == (None, T0 + 60, T0 + 200)
 
 
 def test_a_failing_store_is_a_store_error(oss):

@@ -210,10 +210,62 @@ def test_simulator_fault_survives_between_cli_rounds(cfg, sim, capsys):
         sim.clear(fid)
 
 
-@pytest.mark.parametrize("url", ["http://[::1", "ep-x.dashscope.aliyuncs.com", "ftp://h/x", "http://h:99999"])
-def test_doctor_refuses_what_is_not_a_url(url, capsys):
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://[::1", "is not a valid URL"),
+        ("ep-x.dashscope.aliyuncs.com", "is not an http(s) URL"),
+        ("ftp://h/x", "is not an http(s) URL"),
+        ("http://h:99999", "is not a valid URL"),
+        # issue 11: these reached the probe engine and crashed it (probe_crashed, exit 1)
+        ("http://a..b/", "host 'a..b' is not a valid DNS name"),
+        ("http://a..b/?q=1", "host 'a..b' is not a valid DNS name"),
+        (f"http://{'a' * 64}.example/", "is not a valid DNS name: at most 253 characters"),
+        (f"http://a_b.{'a' * 64}/", "is not a valid DNS name: at most 253 characters"),  # found by make fuzz
+        ("http://127.0.0.1:9/api/predict/s/v1/v1", "the path repeats '/v1/v1'"),
+        ("http://127.0.0.1:9/v1/v1/chat/completions", "the path repeats '/v1/v1'"),
+        ("http://127.0.0.1:0/", "port 0 is no server's port"),
+        ("http://127.0.0.1:9/a b", "the path must be visible ASCII"),
+        ("http://127.0.0.1:9/api/predict/s/中", "the path must be visible ASCII"),
+    ],
+)
+def test_doctor_refuses_what_no_request_can_be_sent_to(url, why, capsys):
     assert main(["doctor", url]) == 2
-    assert "vpcprobe doctor:" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert captured.out == ""  # a usage error: on stderr, and no probe ran (no log line either)
+    assert captured.err.startswith("vpcprobe doctor: ") and why in captured.err
+    assert "probe_crashed" not in captured.err and captured.err.count("\n") == 1
+
+
+def test_doctor_quotes_a_huge_url_as_an_excerpt(capsys):
+    assert main(["doctor", "http://" + "a." * 500_000 + "example/"]) == 2
+    assert len(capsys.readouterr().err) < 400
+
+
+def test_check_json_stdout_is_json_lines_even_when_a_probe_crashes(cfg, monkeypatch, capsys):
+    """A probe that crashes (a bug: here DNS resolution raising) is logged as `probe_crashed` on stderr;
+    stdout holds only the result objects, one per line."""
+
+    async def broken_resolve(*args, **kwargs):
+        raise RuntimeError("a bug in the prober")
+
+    monkeypatch.setattr("shared.probe.engine.dns.resolve", broken_resolve)
+    assert main(["check", "-c", cfg, "--json"]) == 1
+    captured = capsys.readouterr()
+    results = [json.loads(line) for line in captured.out.splitlines()]
+    assert [r["target"] for r in results] == ["a", "b"]
+    assert {r["diagnosis"]["message"] for r in results} == {"upstream server error: probe error: RuntimeError"}
+    crashes = [json.loads(line) for line in captured.err.splitlines()]
+    assert [(c["event"], c["target"]) for c in crashes] == [("probe_crashed", "a"), ("probe_crashed", "b")]
+
+
+def test_the_command_puts_the_log_stream_back(cfg, monkeypatch, capsys):
+    """In-process callers (the tests, serve's rounds) keep logging where they did before `main`."""
+    from shared import logs
+
+    previous = logs.configure(stream=None)
+    main(["check", "-c", cfg, "--target", "a"])
+    assert logs.configure(stream=previous) is None
 
 
 def test_serve_without_the_local_extra_names_the_extra(monkeypatch, capsys):
@@ -374,3 +426,19 @@ def test_serve_with_a_non_utf8_syaml_exits_2(tmp_path, capsys):
     syaml.write_bytes(b"resources: \xff\n")
     assert main(["serve", "--syaml", str(syaml), "--rounds", "1"]) == 2
     assert "is not UTF-8 text: byte 0xff at offset 11" in capsys.readouterr().out
+
+
+def test_state_without_a_state_section_stays_in_the_tests_own_directory(cfg, tmp_path, monkeypatch, capsys):
+    """tests/conftest.py: each test works in its tmp_path, so the store's defaults (./.vpcprobe/state, and in
+    FC /tmp/vpcprobe) never reach the checkout or a /tmp path that other runs share."""
+    from shared.state import settings
+
+    data = yaml.safe_load(Path(cfg).read_text())
+    data["alerts"] = {"channels": [{"name": "c", "type": "console"}]}
+    Path(cfg).write_text(yaml.safe_dump(data))
+    assert Path.cwd() == tmp_path != ROOT
+    main(["check", "-c", cfg, "--alert"])
+    assert "alerts: 0 new" in capsys.readouterr().err  # the first failure is below the threshold
+    assert (tmp_path / ".vpcprobe" / "state" / "state.json").is_file()
+    monkeypatch.setenv("FC_FUNCTION_NAME", "vpcprobe-probe")
+    assert Path(settings.default_path()).is_relative_to(tmp_path)

@@ -25,6 +25,7 @@ from shared.config.reader import Reader
 from shared.credentials.errors import CredentialError
 from shared.credentials.provider import TokenProvider
 from shared.credentials.refs import CredentialRef
+from shared.errors import excerpt
 
 SECURITY = ("ssl", "starttls")
 DEFAULT_PORT = {"ssl": 465, "starttls": 587}
@@ -67,6 +68,12 @@ class Email(Channel):
             return Delivery(False, f"credential unavailable: {exc}")
         if self.username and password:
             logs.register_login(self.username, password)  # a server's reply may quote the AUTH PLAIN blob back
+            if not password.isascii():  # smtplib would raise UnicodeEncodeError building AUTH PLAIN
+                return Delivery(
+                    False,
+                    f"{self.host}:{self.port}: cannot log in as {self.username}: the password ({self.password}) "
+                    "holds a non-ASCII character and SMTP AUTH carries ASCII only; set an ASCII password",
+                )
         return await asyncio.to_thread(self._send, self.build(message), password)
 
     def build(self, message: Message) -> EmailMessage:
@@ -143,8 +150,12 @@ class Email(Channel):
         except smtplib.SMTPAuthenticationError as exc:
             return Delivery(False, f"{where}: login as {self.username} refused ({exc.smtp_code})")
         except smtplib.SMTPNotSupportedError:
+            if stage == "send":  # smtplib's one refusal there: non-ASCII addresses need SMTPUTF8
+                return Delivery(False, f"{where} does not accept non-ASCII addresses (no SMTPUTF8); use ASCII ones")
             fix = "check security: (ssl on 465, starttls on 587)"
             return Delivery(False, f"{where} does not offer {stage.upper()}; {fix}")
+        except UnicodeError:  # never quoted: its text holds the offending characters, maybe a secret's
+            return Delivery(False, f"{where}: a character this step cannot encode during {stage} (IDNA or ASCII)")
         except smtplib.SMTPRecipientsRefused as exc:
             return Delivery(False, f"{where} refused every recipient: {', '.join(exc.recipients)}")
         except smtplib.SMTPResponseException as exc:
@@ -177,6 +188,9 @@ def _addresses(r: Reader, key: str, *, required: bool) -> tuple[str, ...]:
 def from_config(r: Reader, name: str) -> Email | None:
     """Validate an `alerts.channels[]` entry of type email."""
     host = r.str("host", required=True)
+    if host is not None and not _dns_encodable(host):
+        r.error(f"{excerpt(host)} is not a host name (a label is empty or over 63 characters)", "host")
+        host = None
     port = r.get("port")
     if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
         r.error(f"must be a port number (got {port!r})", "port")
@@ -192,6 +206,8 @@ def from_config(r: Reader, name: str) -> Email | None:
         fix = "ssl" if port == 465 else "starttls"
         r.error(f"port {port} expects security: {fix} (465 = SSL from the first byte, 587 = STARTTLS)", "security")
     username = r.str("username")
+    if username is not None and not username.isascii():
+        r.error("must be ASCII: SMTP AUTH carries nothing else", "username")
     password = read_ref(r, "password", required=False)
     if password is not None and not username:
         r.error("is required with password (the SMTP login name)", "username")
@@ -223,6 +239,15 @@ def from_config(r: Reader, name: str) -> Email | None:
         send_resolved=send_resolved,
         timeout_s=timeout,
     )
+
+
+def _dns_encodable(host: str) -> bool:
+    """Whether the resolver can be asked about `host` (socket encodes it with IDNA, which refuses bad labels)."""
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return False
+    return True
 
 
 def _check_sender(r: Reader, sender: str) -> None:

@@ -8,7 +8,8 @@ import socket
 
 import pytest
 
-from shared.alerts.channels.email import Email
+from shared.alerts.channels.email import Email, from_config
+from shared.config.reader import Reader
 from shared.credentials.provider import TokenProvider
 from shared.credentials.refs import CredentialRef
 from shared.local.smtp_sink import SmtpSink
@@ -123,3 +124,47 @@ def test_a_reply_quoting_the_auth_plain_blob_is_masked(sink):
     assert not d.ok
     assert "answered 554 during send: 5.7.1 rejected; your AUTH PLAIN *** / AUTH LOGIN *** / ***" in d.error
     assert blob not in d.error and login not in d.error and PASSWORD not in d.error
+
+
+def test_a_non_ascii_password_is_a_clear_delivery_failure(sink):
+    """smtplib raises UnicodeEncodeError building AUTH PLAIN from a non-ASCII password: the channel says why
+    (naming the reference, not the value) and sends nothing."""
+    sink.messages.clear()
+    tokens = TokenProvider(environ={"SMTP_PASSWORD": "pässwörd-canary"})
+    d = asyncio.run(channel(sink).send(message(firing(["a"])), tokens))
+    assert not d.ok and not d.ambiguous
+    assert d.error == (
+        f"127.0.0.1:{sink.port}: cannot log in as {USER}: the password (env:SMTP_PASSWORD) holds a non-ASCII "
+        "character and SMTP AUTH carries ASCII only; set an ASCII password"
+    )
+    assert sink.messages == []
+
+
+def test_a_host_the_resolver_cannot_encode_is_a_delivery_failure():
+    """The config refuses such a host; built directly, the channel still fails cleanly (no lookup is made)."""
+    ch = Email("m", "a..b", "a@example.com", ("b@example.com",), port=465, timeout_s=2)
+    d = asyncio.run(ch.send(message(firing(["a"])), TOKENS))
+    assert not d.ok and not d.ambiguous
+    assert d.error == "a..b:465: a character this step cannot encode during connect (IDNA or ASCII)"
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"username": "alérts@example.com"}, "cfg.yaml: mail.username: must be ASCII: SMTP AUTH carries nothing else"),
+        ({"host": "smtp..example.com"}, "cfg.yaml: mail.host: 'smtp..example.com' is not a host name"),
+        ({"host": "x" * 64 + ".example.com"}, "cfg.yaml: mail.host: 'xxxxxxxx"),
+    ],
+)
+def test_config_refuses_what_smtp_cannot_carry(fields, problem):
+    problems: list[str] = []
+    data = {
+        "host": "smtp.example.com",
+        "from": "a@example.com",
+        "to": "b@example.com",
+        "username": USER,
+        "password": "env:SMTP_PASSWORD",
+        **fields,
+    }
+    from_config(Reader(data, "mail", problems, "cfg.yaml"), "mail")
+    assert len(problems) == 1 and problems[0].startswith(problem)
