@@ -13,11 +13,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from shared import logs
 from shared.state.document import VERSION
+from shared.verdict.result import epoch_of
 from shared.verdict.status import Status
 
 if TYPE_CHECKING:
@@ -121,18 +121,8 @@ class ProbeHealth:
         for name, state in targets.items():
             if not isinstance(state, dict) or state.get("status") != Status.DOWN.value:
                 continue
-            checked = _epoch(state.get("last_checked"))
+            checked = epoch_of(state.get("last_checked"))
             if checked is not None and checked >= oldest:
                 down.append(name)
         return down
 
-
-def _epoch(text: Any) -> float | None:
-    """Seconds since the epoch of an ISO 8601 time as the alert state writes it ("...Z"); None if not one."""
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.timestamp() if moment.tzinfo is not None else None

@@ -12,14 +12,13 @@ collector over the cached history view, so nothing is kept between scrapes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from shared.alerts.policy import AlertState
-from shared.verdict.result import BLACKBOX_PHASES
+from shared.verdict.result import BLACKBOX_PHASES, epoch_of
 from shared.verdict.status import Status
 
 if TYPE_CHECKING:
@@ -60,7 +59,7 @@ class _SnapshotCollector:
                 current = alert_states[th.target]
                 for state in AlertState:
                     f.alert_state.add_metric([th.target, state.value], 1.0 if state.value == current else 0.0)
-        round_at = _epoch(view.round_at)
+        round_at = epoch_of(view.round_at)
         if round_at is not None:
             f.last_round.add_metric([], round_at)
         yield from f.all()
@@ -141,17 +140,7 @@ def _target_metrics(f: _Families, target: str, latest: dict[str, Any] | None) ->
     f.http_status.add_metric([target], float(latest.get("http_status") or 0))
     f.http_ssl.add_metric([target], 1.0 if str(latest.get("url", "")).startswith("https://") else 0.0)
     f.dns.add_metric([target], (blackbox.get("resolve") or phases.get("dns") or 0.0) / 1000.0)
-    expiry = _epoch(latest.get("tls_not_after"))
+    expiry = epoch_of(latest.get("tls_not_after"))
     if expiry is not None:
         f.cert_expiry.add_metric([target], expiry)
 
-
-def _epoch(text: Any) -> float | None:
-    """Unix seconds of an RFC 3339 time ("...Z" or an offset); None when it is not one."""
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.timestamp() if moment.tzinfo is not None else None

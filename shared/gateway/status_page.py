@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared import logs
 from shared.history.slots import day_slots
+from shared.verdict.result import epoch_of
 from shared.verdict.status import Status
 
 if TYPE_CHECKING:
@@ -242,26 +243,17 @@ def _percent(value: float | None) -> str:
     return "100%" if value >= 100 else f"{min(value, 99.99):.2f}%"
 
 
-def _epoch(text: Any) -> float | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.timestamp() if moment.tzinfo is not None else None
-
 
 def _when(text: Any) -> str:
     """An RFC 3339 time as 'YYYY-MM-DD HH:MM:SS UTC' (escaped as it came when it is not one)."""
-    epoch = _epoch(text)
+    epoch = epoch_of(text)
     if epoch is None:
         return "—" if text is None else _e(text)
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _ago(text: str, now: float) -> str:
-    epoch = _epoch(text)
+    epoch = epoch_of(text)
     return "?" if epoch is None else f"for {_duration(max(0.0, now - epoch))}"
 
 

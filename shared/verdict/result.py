@@ -18,6 +18,18 @@ def now_rfc3339() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def epoch_of(text: object) -> float | None:
+    """Unix seconds of an RFC 3339 time ("...Z" or an offset), as results and state documents carry it; None
+    when it is not one (a stored document may hold anything)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.timestamp() if moment.tzinfo is not None else None
+
+
 def _round(phases: dict[str, float | None], names: tuple[str, ...] = PHASES) -> dict[str, float | None]:
     return {k: (None if phases.get(k) is None else round(phases[k], 1)) for k in names}
 
