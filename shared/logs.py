@@ -87,7 +87,8 @@ def secret_forms(value: str) -> set[str]:
     base64 (std and urlsafe, padded or not, three alignments); hex (a bytes dump). Forms under 4
     characters are left out (they would mask innocent text)."""
     data = value.encode("utf-8", "surrogatepass")
-    forms = {value, quote(value, safe=""), quote(value), quote_plus(value)}
+    # quote the bytes: a lone surrogate (os.environ's stand-in for a byte that is not UTF-8) can't be str-quoted
+    forms = {value, quote(data, safe=""), quote(data), quote_plus(data)}
     forms |= {_percent_lower(f) for f in list(forms)}
     for ascii_only in (True, False):
         escaped = json.dumps(value, ensure_ascii=ascii_only)[1:-1]

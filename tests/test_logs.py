@@ -174,3 +174,12 @@ def test_the_gateways_401_hint_reaches_the_caller_whole():
 )
 def test_authorization_values_are_masked_and_placeholders_are_not(text, masked):
     assert logs.redact_text(text) == masked
+
+
+def test_a_secret_with_a_lone_surrogate_registers_and_is_masked():
+    """os.environ turns a byte that is not UTF-8 into a lone surrogate: registering must not raise."""
+    secret = "pw-\udcff-canary-surrogate-77"
+    logs.register_secret(secret)
+    data = secret.encode("utf-8", "surrogatepass")
+    assert "pw-" not in logs.redact_text(f"x {secret} y")
+    assert quote(data, safe="") not in logs.redact_text(f"x {quote(data, safe='')} y")

@@ -63,8 +63,12 @@ def test_the_cloud_settings_given_are_the_ones_used():
     assert TokenProvider(environ={}, cloud=settings).fetch_budget_s(CredentialRef("kms", "x")) == 3.0
 
 
-def test_an_env_value_is_registered_with_the_redactor():
-    value = "sk-env-registered-5e1d77"
+def test_an_env_value_is_registered_with_the_redactor(monkeypatch):
+    # An empty registry: mutmut's workers fork from a process whose clean run registered this value already.
+    monkeypatch.setattr(logs, "_known", set())
+    monkeypatch.setattr(logs, "_forms", set())
+    monkeypatch.setattr(logs, "_known_re", None)
+    value = "env-registered-5e1d77"  # no sk- prefix: the sk- pattern would mask it without registration
     assert asyncio.run(TokenProvider(environ={"K": value}).get(CredentialRef("env", "K"))) == value
     assert value not in logs.redact_text(f"upstream said {value}")
 
@@ -111,3 +115,17 @@ def test_invalidate_says_whether_it_dropped_the_value(cloud):
 
 def test_an_env_value_shows_no_fetch_time_and_never_its_value():
     assert repr(Resolved("sk-secret")) == "Resolved(value=***, fetched_at=0.000, eas=None)"
+
+
+def test_a_cached_value_is_fetched_again_exactly_at_the_ttl(cloud):
+    now = [1000.0]
+    settings = CloudSettings(region=REGION, retries=0, cache_ttl_s=300.0)
+    tokens = TokenProvider(cloud.env(), settings, clock=lambda: now[0])
+    ref = parse_ref("kms:dashscope-key")
+    asyncio.run(tokens.get(ref))
+    now[0] = 1299.5
+    asyncio.run(tokens.get(ref))
+    assert cloud.count("kms") == 1
+    now[0] = 1300.0
+    asyncio.run(tokens.get(ref))
+    assert cloud.count("kms") == 2

@@ -57,3 +57,41 @@ def test_a_write_that_cannot_start_names_the_file_and_the_reason(tmp_path):
     with pytest.raises(StoreError) as caught:
         store._atomic_write(tmp_path / "missing" / "x.json", b"{}")
     assert str(caught.value) == f"{store.describe()}: cannot write x.json: {os.strerror(errno.ENOENT)}"
+
+
+@pytest.fixture
+def listings_during_writes(monkeypatch, tmp_path):
+    """What list_objects shows at the moment each write syncs its temporary file (before the rename)."""
+    store = FileStore(tmp_path / "state")
+    seen: list[list[str]] = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        seen.append(store.list_objects(""))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return store, seen
+
+
+def test_a_listing_during_a_write_shows_no_temporary_file(listings_during_writes):
+    store, seen = listings_during_writes
+    store.put_object("history/a.json", b"{}")
+    store.save({"version": 1})
+    assert store.acquire_lease("a", 60, now=1000)
+    assert seen and all(
+        name in ("history/a.json", "state.json", "state.backup.json") or name.startswith("lease.")
+        for listing in seen
+        for name in listing
+    ), seen
+
+
+def test_a_lease_created_without_hard_links_is_readable_by_all_and_writable_by_its_owner(tmp_path, no_hard_links):
+    old = os.umask(0o022)
+    try:
+        store = FileStore(tmp_path / "state")
+        assert store.acquire_lease("a", 60, now=1000)
+    finally:
+        os.umask(old)
+    [number] = store._lease_numbers()
+    assert store._lease_path(number).stat().st_mode & 0o777 == 0o644
