@@ -14,7 +14,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from shared import logs
@@ -22,7 +21,7 @@ from shared.credentials.access_key import AccessKey, resolve_access_key
 from shared.credentials.errors import CloudError
 from shared.credentials.sdk_errors import classify
 from shared.export.settings import CloudMonitorSettings
-from shared.verdict.result import ProbeResult
+from shared.verdict.result import ProbeResult, epoch_of
 from shared.verdict.status import Status
 
 BATCH_SIZE = 21  # MetricList.N is 1-21 in the API reference (the user guide says 100): the safe one
@@ -206,9 +205,5 @@ def _client(host: str, region: str, key: AccessKey) -> Any:
 
 def _epoch_ms(checked_at: str | None) -> int:
     """Milliseconds since the epoch of a result's RFC 3339 time (now when it has none)."""
-    if checked_at:
-        try:
-            return int(datetime.fromisoformat(checked_at.replace("Z", "+00:00")).timestamp() * 1000)
-        except ValueError:
-            pass
-    return int(time.time() * 1000)
+    epoch = epoch_of(checked_at)
+    return int((time.time() if epoch is None else epoch) * 1000)
