@@ -24,12 +24,14 @@ class Delays:
 
 
 class DelayServer:
-    """Listens on each of `hosts` (one port for all); `accepted` holds perf_counter() at each accept."""
+    """Listens on each of `hosts` (one port for all); `accepted` holds perf_counter() at each accept,
+    `peak_in_flight` the most requests that were waiting for their answer at once."""
 
     def __init__(self, hosts: tuple[str, ...], delays: Delays, tls: ssl.SSLContext | None = None) -> None:
         self.hosts, self.delays, self.tls = hosts, delays, tls
         self.port = 0
         self.accepted: list[float] = []
+        self.in_flight = self.peak_in_flight = 0  # requests read and not yet answered
         self._loop = asyncio.new_event_loop()
         self._listeners: list[socket.socket] = []
         self._tasks: set[asyncio.Task] = set()  # the loop holds tasks weakly
@@ -89,7 +91,12 @@ class DelayServer:
         writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         try:
             await reader.readuntil(b"\r\n\r\n")
-            await asyncio.sleep(d.before_headers_s)
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            try:
+                await asyncio.sleep(d.before_headers_s)
+            finally:
+                self.in_flight -= 1
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n")
             for i, chunk in enumerate(d.chunks):
                 if i:
