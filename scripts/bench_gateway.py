@@ -3,7 +3,8 @@
 Run: make bench (`--quick`: a short soak) or .venv/bin/python scripts/bench_gateway.py [--soak-streams 500
 --soak-seconds 60]. One loopback upstream written here (OpenAI-style JSON, and SSE with N frames at a set
 interval: the simulator is too slow to be the upstream for throughput), each in its own process: the upstream,
-the gateway (uvicorn, as FC runs it), nginx (`proxy_buffering off`, single process) when installed, and the
+the gateway (uvicorn, as FC runs it), nginx when installed (single process, `proxy_buffering off`; twice: with
+kept-alive upstream connections, and with its defaults otherwise as in issue 8's anchor), and the
 load generator (uvloop + httptools on raw sockets, so it is not the bottleneck). Prints figures; asserts nothing.
 Goals (issue 8): c=1 added p50 <= 1 ms; c=50 throughput >= 0.2x nginx's; first frame added p50 <= 0.3 ms;
 500 x 60-s streams: 0 errors, gateway RSS <= 150 MB, first frame p99 <= 50 ms.
@@ -393,15 +394,13 @@ http {{
   access_log off;
   client_body_temp_path {dir}/body; proxy_temp_path {dir}/proxy; fastcgi_temp_path {dir}/fastcgi;
   uwsgi_temp_path {dir}/uwsgi; scgi_temp_path {dir}/scgi;
-  upstream up {{ server {host}:{upstream}; keepalive 1024; keepalive_requests 1000000; }}
+  upstream up {{ server {host}:{upstream};{upstream_keepalive} }}
   server {{
     listen {host}:{port} backlog=4096;
     keepalive_requests 1000000;
     keepalive_timeout 900s;
     location / {{
-      proxy_pass http://up;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      proxy_pass http://up;{proxy_keepalive}
       proxy_buffering off;
       proxy_request_buffering off;
       proxy_read_timeout 300s;
@@ -411,17 +410,32 @@ http {{
 """
 
 
-def start_nginx(upstream: Service, workdir: Path) -> Service | None:
+# "nginx": kept-alive upstream connections (HTTP/1.1, a pool of 1024), as the gateway keeps them: the
+# strongest anchor. "nginx-default": issue 8's anchor row, `proxy_buffering off` and nginx's defaults
+# otherwise (HTTP/1.0 to the upstream, a new upstream connection per request), the configuration most
+# proxies in front of a model run with.
+NGINX_UPSTREAM_KEEPALIVE = {
+    "nginx": (" keepalive 1024; keepalive_requests 1000000;",
+              '\n      proxy_http_version 1.1;\n      proxy_set_header Connection "";'),
+    "nginx-default": ("", ""),
+}
+
+
+def start_nginx(upstream: Service, workdir: Path, name: str = "nginx") -> Service | None:
     nginx = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.path.exists(p)), None)
     if nginx is None:
         return None
     port = _free_port()
-    conf = workdir / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=workdir, host=HOST, upstream=upstream.port, port=port))
-    proc = subprocess.Popen([nginx, "-p", str(workdir), "-c", str(conf)], stdin=subprocess.DEVNULL,
+    home = workdir / name
+    home.mkdir()
+    conf = home / "nginx.conf"
+    upstream_keepalive, proxy_keepalive = NGINX_UPSTREAM_KEEPALIVE[name]
+    conf.write_text(NGINX_CONF.format(dir=home, host=HOST, upstream=upstream.port, port=port,
+                                      upstream_keepalive=upstream_keepalive, proxy_keepalive=proxy_keepalive))
+    proc = subprocess.Popen([nginx, "-p", str(home), "-c", str(conf)], stdin=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     _wait_port(proc, port)
-    return Service("nginx", proc, port)
+    return Service(name, proc, port)
 
 
 def _gateway_config(upstream: Service, workdir: Path) -> Path:
@@ -625,10 +639,11 @@ def main(argv: list[str] | None = None) -> None:
         for kind in ("fixed", "relay") if args.floor else ():
             services.append(start_floor(kind, upstream))
             routes.append(Route(services[-1]))
-        nginx = start_nginx(upstream, workdir)
-        if nginx is None:
-            print("nginx: not installed (apt-get install nginx): no nginx column, no throughput ratio")
-        else:
+        for name in NGINX_UPSTREAM_KEEPALIVE:
+            nginx = start_nginx(upstream, workdir, name)
+            if nginx is None:
+                print("nginx: not installed (apt-get install nginx): no nginx column, no throughput ratio")
+                break
             services.append(nginx)
             routes.append(Route(nginx))
         load = "load generator: separate process, uvloop + httptools on raw keep-alive connections"
@@ -690,6 +705,10 @@ def _report(routes: list[Route], seconds: float, args: argparse.Namespace, soak_
         nginx_rps = results["nginx"]["c50"]["rps"]
         print(f"  c=50 throughput >= 0.2x nginx: {gw['c50']['rps'] / nginx_rps:.2f}x ({gw['c50']['rps']:.0f} vs "
               f"{nginx_rps:.0f} req/s)")
+        if "nginx-default" in results:
+            default_rps = results["nginx-default"]["c50"]["rps"]
+            print(f"  c=50 throughput >= 0.2x nginx-default (issue 8's anchor: proxy_buffering off, no upstream "
+                  f"keep-alive): {gw['c50']['rps'] / default_rps:.2f}x ({default_rps:.0f} req/s)")
         for name in names:
             if name not in ("upstream", "gateway", "nginx"):
                 print(f"  {name}: c=50 {results[name]['c50']['rps'] / nginx_rps:.2f}x nginx")
