@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from shared.state.document import Vocabulary
 from shared.text_enum import TextEnum
+from shared.verdict.codes import CATALOG, Code
 from shared.verdict.result import ProbeResult
 from shared.verdict.status import Status
 
@@ -366,16 +367,24 @@ def _judged(
     st.unjudged_told = True
     note = _make(st, result, NotificationKind.UNJUDGED, Severity.WARNING, None, stamp, now)
     seen = f" ({result.diagnosis.message})" if result.diagnosis and result.diagnosis.message else ""
-    note.code = "prober_overloaded"
+    crashed = result.diagnosis is not None and result.diagnosis.code == Code.PROBER_ERROR
+    note.code = Code.PROBER_ERROR.value if crashed else Code.PROBER_OVERLOADED.value
+    why = "the prober itself could not keep up"
+    if crashed:
+        why, seen = "the prober itself failed, a vpcprobe bug", seen.replace(CATALOG[Code.PROBER_ERROR][0] + ": ", "")
     note.message = (
-        f"no verdict for {st.unknown_rounds} rounds in a row: the prober itself could not keep up{seen}; "
+        f"no verdict for {st.unknown_rounds} rounds in a row: {why}{seen}; "
         "alerts for this target wait until it can be judged again"
     )
-    note.remedy = UNJUDGED_REMEDY
+    note.remedy = PROBER_ERROR_REMEDY if crashed else UNJUDGED_REMEDY
     note.since = st.unknown_since
     return note
 
 
+PROBER_ERROR_REMEDY = (
+    "a vpcprobe bug, not the endpoint: the probe_crashed log line names the error; report it, and "
+    "`vpcprobe check --target NAME` reproduces it"
+)
 UNJUDGED_REMEDY = (
     "prober overloaded: raise the function's CPU/memory or lower concurrency (or probe fewer targets per round)"
 )

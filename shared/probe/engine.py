@@ -100,16 +100,17 @@ class Prober:
                 return await self._probe(target)
         except DeadlineExpired:
             return self._failed(target, diagnose(Code.READ_TIMEOUT, f"probe exceeded its {budget:.1f}s budget"))
-        except Exception as exc:  # a probe bug must not take the round down with it
+        except Exception as exc:  # a probe bug must not take the round down with it, nor page for the endpoint
             self.log.error("probe_crashed", target=target.name, error=exc)
-            return self._failed(target, diagnose(Code.SERVER_ERROR, f"probe error: {type(exc).__name__}"))
+            diag = diagnose(Code.PROBER_ERROR, f"probe error: {type(exc).__name__}")
+            return self._failed(target, diag, status=Status.UNKNOWN)
 
-    def _failed(self, target: Target, diag: Diagnosis, **extra: Any) -> ProbeResult:
+    def _failed(self, target: Target, diag: Diagnosis, status: Status = Status.DOWN, **extra: Any) -> ProbeResult:
         return ProbeResult(
             target.name,
             target.kind,
             target.endpoint.base_url,
-            Status.DOWN,
+            status,
             diagnosis=diag,
             form=target.endpoint.form,
             mode=target.probe.mode,

@@ -46,6 +46,7 @@ class Code(TextEnum):
     CREDENTIAL_UNAVAILABLE = "credential_unavailable"
     EAS_SERVICE_NOT_RUNNING = "eas_service_not_running"
     PROBER_OVERLOADED = "prober_overloaded"
+    PROBER_ERROR = "prober_error"
 
 
 # Each code: (summary, remedy). Remedies may use {host}, {port}, {scheme}, {region}, {service}, {in_region}
@@ -215,5 +216,11 @@ CATALOG: dict[Code, tuple[str, str]] = {
         "the prober itself could not keep up, so this timeout says nothing about the endpoint",
         "The probe function was too busy to run its own timers: probe fewer targets per round (split them "
         "across functions or timer events), give the function more memory/CPU, or lower `concurrency`.",
+    ),
+    Code.PROBER_ERROR: (
+        "the prober itself failed (a vpcprobe bug), so this says nothing about the endpoint",
+        "This is a bug in vpcprobe, not a fault of the endpoint: the `probe_crashed` log line names the error. "
+        "`vpcprobe check --target NAME` reproduces it; report it with that line. Alerts for the target wait "
+        "until it can be judged again.",
     ),
 }

@@ -244,6 +244,28 @@ def test_unknown_round_after_round_says_once_the_target_cannot_be_judged_then_ju
     assert [n.kind for n in notes] == [Kind.RESOLVED]
 
 
+def test_a_prober_that_keeps_crashing_is_told_as_a_vpcprobe_bug_not_as_overload():
+    """A probe that raises (prober_error: a vpcprobe bug) is unknown like an overloaded one, and the note
+    at the threshold names the bug and its remedy, not CPU or concurrency."""
+    from shared.verdict.codes import Code
+    from shared.verdict.diagnose import diagnose
+
+    pol = Policy(unknown_threshold=2)
+    state, told = {}, []
+    for minute in range(3):
+        r = unknown("qwen", at(minute))
+        r.diagnosis = diagnose(Code.PROBER_ERROR, "probe error: RuntimeError")
+        state, notes = decide([r], state, at(minute), policy=pol)
+        told += [(minute, n) for n in notes]
+    assert [(m, n.kind, n.code) for m, n in told] == [(1, Kind.UNJUDGED, "prober_error")]
+    note = told[0][1]
+    assert note.message == (
+        "no verdict for 2 rounds in a row: the prober itself failed, a vpcprobe bug (probe error: RuntimeError); "
+        "alerts for this target wait until it can be judged again"
+    )
+    assert "probe_crashed" in (note.remedy or "") and "CPU" not in (note.remedy or "")
+
+
 @pytest.mark.parametrize("threshold, rounds, expected", [(3, 2, 0), (3, 3, 1), (1, 1, 1), (0, 50, 0)])
 def test_the_unknown_threshold_counts_consecutive_rounds(threshold, rounds, expected):
     pol = Policy(unknown_threshold=threshold)

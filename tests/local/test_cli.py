@@ -244,17 +244,19 @@ def test_doctor_quotes_a_huge_url_as_an_excerpt(capsys):
 
 def test_check_json_stdout_is_json_lines_even_when_a_probe_crashes(cfg, monkeypatch, capsys):
     """A probe that crashes (a bug: here DNS resolution raising) is logged as `probe_crashed` on stderr;
-    stdout holds only the result objects, one per line."""
+    stdout holds only the result objects, one per line; the targets are `unknown` (exit 3), not down."""
 
     async def broken_resolve(*args, **kwargs):
         raise RuntimeError("a bug in the prober")
 
     monkeypatch.setattr("shared.probe.engine.dns.resolve", broken_resolve)
-    assert main(["check", "-c", cfg, "--json"]) == 1
+    assert main(["check", "-c", cfg, "--json"]) == 3
     captured = capsys.readouterr()
     results = [json.loads(line) for line in captured.out.splitlines()]
-    assert [r["target"] for r in results] == ["a", "b"]
-    assert {r["diagnosis"]["message"] for r in results} == {"upstream server error: probe error: RuntimeError"}
+    assert [(r["target"], r["status"], r["diagnosis"]["code"]) for r in results] == [
+        ("a", "unknown", "prober_error"), ("b", "unknown", "prober_error")]
+    assert {r["diagnosis"]["message"] for r in results} == {
+        "the prober itself failed (a vpcprobe bug), so this says nothing about the endpoint: probe error: RuntimeError"}
     crashes = [json.loads(line) for line in captured.err.splitlines()]
     assert [(c["event"], c["target"]) for c in crashes] == [("probe_crashed", "a"), ("probe_crashed", "b")]
 

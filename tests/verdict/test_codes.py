@@ -47,6 +47,7 @@ PUBLISHED = {
     "no_route",  # issue 11: EHOSTUNREACH / ENETUNREACH, was connect_timeout
     "tls_plain_http",  # issue 11: a TLS handshake answered in plain HTTP
     "request_header_invalid",  # issue 11: a credential with a line break, was protocol_error / a crash
+    "prober_error",  # the probe itself raised (a vpcprobe bug): unknown, was server_error and down
 }
 CONTEXT = {"host", "port", "scheme", "region", "service", "in_region", "custom_domain"}
 
