@@ -1,7 +1,10 @@
 """The phase arithmetic against known delays, bounded on both sides; and a round's concurrency.
 
 Tolerances hold on a loaded 2-core machine: a phase is never shorter than its injected delay (less
-5 ms for the two threads' clocks and schedules) and at most 60 ms longer.
+5 ms for the two threads' clocks and schedules) and at most 60 ms longer. A shared CI machine can stall
+both threads for longer than that; such a stall stretches a phase honestly, so a measurement is taken up
+to three times and the test asks that one of them is within the bounds (a wrong phase computation is
+wrong every time).
 """
 
 from __future__ import annotations
@@ -33,6 +36,17 @@ def ca():
     return trustme.CA()
 
 
+def one_of_three(measure, check) -> None:
+    """`check(measure())` holds for one of three measurements; the last failure is raised."""
+    for attempt in range(3):
+        try:
+            check(measure())
+            return
+        except AssertionError:
+            if attempt == 2:
+                raise
+
+
 def config_for(server: DelayServer, *targets: dict, host: str = PL, **top):
     data = {
         "defaults": {"timeout": "2s", "retries": 0},
@@ -56,30 +70,44 @@ def test_https_phases_match_the_injected_delays(ca, tmp_path):
     bundle = tmp_path / "ca.pem"
     bundle.write_bytes(ca.cert_pem.bytes())
     delays = Delays(before_tls_s=0.2, before_headers_s=0.2, between_chunks_s=0.1, chunks=(b"a", b"b", b"c"))
-    with DelayServer(HOSTS[:1], delays, tls=server_ctx) as server:
-        target = ds(endpoint=f"https://{CUSTOM}", ca_bundle=str(bundle))
-        (r,), _ = run_round(config_for(server, target, host=CUSTOM))
-    assert r.status == "up", r.to_dict()
-    ours, blackbox = r.phases_ms, r.blackbox_phases_ms
-    assert within(ours["tls"], 200) and within(blackbox["tls"], 200), (ours, blackbox)
-    assert within(ours["ttfb"], 200) and within(blackbox["processing"], 200), (ours, blackbox)
-    assert within(blackbox["transfer"], 200), blackbox
-    assert within(ours["total"], 600), ours  # connect + tls + ttfb + transfer, plus dns (0: pinned)
-    assert 0 < ours["connect"] < 20 and ours["connect"] == blackbox["connect"]
-    assert r.tls_days_left is not None and r.tls_days_left > 0
+
+    def measure():
+        with DelayServer(HOSTS[:1], delays, tls=server_ctx) as server:
+            target = ds(endpoint=f"https://{CUSTOM}", ca_bundle=str(bundle))
+            (r,), _ = run_round(config_for(server, target, host=CUSTOM))
+        return r
+
+    def check(r) -> None:
+        assert r.status == "up", r.to_dict()
+        ours, blackbox = r.phases_ms, r.blackbox_phases_ms
+        assert within(ours["tls"], 200) and within(blackbox["tls"], 200), (ours, blackbox)
+        assert within(ours["ttfb"], 200) and within(blackbox["processing"], 200), (ours, blackbox)
+        assert within(blackbox["transfer"], 200), blackbox
+        assert within(ours["total"], 600), ours  # connect + tls + ttfb + transfer, plus dns (0: pinned)
+        assert 0 < ours["connect"] < 20 and ours["connect"] == blackbox["connect"]
+        assert r.tls_days_left is not None and r.tls_days_left > 0
+
+    one_of_three(measure, check)
 
 
 def test_http_phases_and_the_side_by_side_json():
     delays = Delays(before_headers_s=0.2, between_chunks_s=0.1, chunks=(b"a", b"b"))
-    with DelayServer(HOSTS[:1], delays) as server:
-        (r,), _ = run_round(config_for(server, ds()))
-    assert r.status == "up", r.to_dict()
-    d = r.to_dict()
-    assert list(d["blackbox_phases_ms"]) == ["resolve", "connect", "tls", "processing", "transfer"]
-    assert d["phases_ms"]["tls"] is None and d["blackbox_phases_ms"]["tls"] is None
-    assert within(d["phases_ms"]["ttfb"], 200) and within(d["blackbox_phases_ms"]["processing"], 200), d
-    assert within(d["blackbox_phases_ms"]["transfer"], 100), d
-    assert d["addresses"][0]["blackbox_phases_ms"] == d["blackbox_phases_ms"]
+
+    def measure():
+        with DelayServer(HOSTS[:1], delays) as server:
+            (r,), _ = run_round(config_for(server, ds()))
+        return r
+
+    def check(r) -> None:
+        assert r.status == "up", r.to_dict()
+        d = r.to_dict()
+        assert list(d["blackbox_phases_ms"]) == ["resolve", "connect", "tls", "processing", "transfer"]
+        assert d["phases_ms"]["tls"] is None and d["blackbox_phases_ms"]["tls"] is None
+        assert within(d["phases_ms"]["ttfb"], 200) and within(d["blackbox_phases_ms"]["processing"], 200), d
+        assert within(d["blackbox_phases_ms"]["transfer"], 100), d
+        assert d["addresses"][0]["blackbox_phases_ms"] == d["blackbox_phases_ms"]
+
+    one_of_three(measure, check)
 
 
 def test_n_slow_targets_take_about_one_targets_time():
@@ -103,11 +131,17 @@ def test_n_slow_targets_take_about_one_targets_time():
 
 def test_an_attempts_deadline_starts_when_it_starts_not_when_queued():
     """concurrency 1, 3 targets of 200 ms and a 300 ms timeout: each is up, the round takes 3 x 200 ms."""
-    with DelayServer(HOSTS[:1], Delays(before_headers_s=0.2)) as server:
-        targets = [ds(f"t{i}", probe={"timeout": "300ms"}) for i in range(3)]
-        results, elapsed = run_round(config_for(server, *targets, concurrency=1))
-    assert [r.status for r in results] == ["up"] * 3, [r.to_dict()["diagnosis"] for r in results]
-    assert 600 <= elapsed <= 600 + 250, elapsed
+    def measure():
+        with DelayServer(HOSTS[:1], Delays(before_headers_s=0.2)) as server:
+            targets = [ds(f"t{i}", probe={"timeout": "300ms"}) for i in range(3)]
+            return run_round(config_for(server, *targets, concurrency=1))
+
+    def check(measured) -> None:
+        results, elapsed = measured
+        assert [r.status for r in results] == ["up"] * 3, [r.to_dict()["diagnosis"] for r in results]
+        assert 600 <= elapsed <= 600 + 250, elapsed
+
+    one_of_three(measure, check)
 
 
 def test_connection_starts_are_spread_over_loop_passes():
