@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import sys
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -68,7 +69,7 @@ def serve(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     try:
         schedule, payload = _schedule(args)
     except (ScheduleError, OSError) as exc:
-        print(f"schedule error: {exc}")
+        print(f"schedule error: {exc}", file=sys.stderr)
         return 2
     WORKDIR.mkdir(exist_ok=True)
     log_path = WORKDIR / "probe.log"
@@ -93,7 +94,8 @@ def serve(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
         try:
             gateway = start_gateway(config_path, host, port)
         except OSError as exc:
-            print(f"gateway: cannot listen on {host}:{port}: {exc} (choose another with --port; 0 = any free port)")
+            print(f"gateway: cannot listen on {host}:{port}: {exc} (choose another with --port; 0 = any free port)",
+                  file=sys.stderr)
             return 2
         if gateway is not None:
             print(f'gateway: {gateway.url} (GET /healthz; routes: README "Gateway"); its JSON logs: {log_path}')

@@ -301,9 +301,9 @@ def test_serve_names_a_gateway_port_in_use(sim, cfg, tmp_path, monkeypatch, caps
     monkeypatch.chdir(tmp_path)
     argv = ["serve", "-c", cfg, "--host", "127.0.0.2", "--port", str(sim.port), "--schedule", "@every 1s"]
     assert main([*argv, "--rounds", "1"]) == 2
-    out = capsys.readouterr().out
-    assert f"gateway: cannot listen on 127.0.0.2:{sim.port}" in out and "--port" in out
-    assert "== round" not in out
+    captured = capsys.readouterr()
+    assert f"gateway: cannot listen on 127.0.0.2:{sim.port}" in captured.err and "--port" in captured.err
+    assert "== round" not in captured.out and "cannot listen" not in captured.out
 
 
 @pytest.mark.parametrize(
@@ -405,8 +405,10 @@ def test_check_with_a_non_utf8_config_exits_2(tmp_path, capsys):
 def test_serve_with_an_interval_too_long_for_a_datetime_exits_2(cfg, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["serve", "-c", cfg, "--schedule", "@every 99999999999999h", "--rounds", "1"]) == 2
-    out = capsys.readouterr().out
-    assert out == "schedule error: cron '@every 99999999999999h': the @every interval is longer than a year (8784h)\n"
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "schedule error: cron '@every 99999999999999h': the @every interval is longer than a year (8784h)\n")
 
 
 @pytest.mark.parametrize("argv", [["serve", "--port", "70000"], ["serve", "--port", "-1"], ["serve", "--rounds", "0"]])
@@ -427,7 +429,8 @@ def test_serve_with_a_non_utf8_syaml_exits_2(tmp_path, capsys):
     syaml = tmp_path / "s.yaml"
     syaml.write_bytes(b"resources: \xff\n")
     assert main(["serve", "--syaml", str(syaml), "--rounds", "1"]) == 2
-    assert "is not UTF-8 text: byte 0xff at offset 11" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "is not UTF-8 text: byte 0xff at offset 11" in captured.err and captured.out == ""
 
 
 def test_state_without_a_state_section_stays_in_the_tests_own_directory(cfg, tmp_path, monkeypatch, capsys):
