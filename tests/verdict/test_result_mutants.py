@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from shared.verdict.codes import Code
 from shared.verdict.diagnose import diagnose
-from shared.verdict.result import AddressResult
+from shared.verdict.result import AddressResult, epoch_of
 from shared.verdict.status import Status
 
 
@@ -25,3 +27,20 @@ def test_a_down_address_names_its_code_and_message():
     d = a.to_dict()
     assert (d["status"], d["private"], d["http_status"]) == ("down", False, None)
     assert d["error"] == f"connect_refused: {a.diagnosis.message}" and a.error_code == Code.CONNECT_REFUSED
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-22T01:02:03Z", 1795309323.0),
+        ("2026-11-22T09:02:03+08:00", 1795309323.0),  # the same moment in UTC+8
+        ("2026-11-22T01:02:03.250Z", 1795309323.25),
+        ("2026-11-22T01:02:03", None),  # no zone: which moment is meant is unknown
+        ("soon", None),
+        ("", None),
+        (1795309323, None),  # a number where a time belongs (a damaged document): not taken as one
+        (None, None),
+    ],
+)
+def test_epoch_of_reads_rfc3339_with_a_zone_and_nothing_else(text, expected):
+    assert epoch_of(text) == expected
