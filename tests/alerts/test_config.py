@@ -173,3 +173,19 @@ def test_repeat_interval_never_and_warning_default():
     cfg = load(TARGETS.replace("channels: [mail]", "channels: [c]") + "alerts:\n  repeat_interval: off\n"
                "  channels: [{name: c, type: console}]\n")
     assert cfg.policy.repeat_interval_s is None and cfg.policy.degraded == DegradedPolicy.WARNING
+
+
+def test_a_dingtalk_url_with_user_and_password_is_refused_without_echoing_them():
+    """Error texts name the robot's host; a user:password@ in the URL would ride along into them."""
+    text = """
+targets: []
+alerts:
+  channels:
+    - name: ops
+      type: dingtalk
+      access_token: env:DT_TOKEN
+      url: https://robot:pw-canary-789@oapi.dingtalk.com/robot/send
+"""
+    joined = "\n".join(problems(text))
+    assert "alerts.channels[ops].url: must not carry user:password@" in joined
+    assert "canary" not in joined

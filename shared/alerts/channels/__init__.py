@@ -124,6 +124,8 @@ def read_url(r: Reader, key: str, default: str) -> str:
     value = r.str(key, default) or default
     if "?" in value:  # checked first: never echo a URL that may carry a token
         r.error("must not carry a query string: give the token as access_token (a reference), not in the URL", key)
+    elif "@" in value.partition("://")[2].partition("/")[0]:  # user:password@ would reach error messages
+        r.error("must not carry user:password@: the channel authenticates with its own references", key)
     elif not value.startswith(("https://", "http://")):
         r.error(f"must be an http(s):// URL (got '{value}')", key)
     return value
