@@ -20,7 +20,7 @@ from shared.errors import clip, excerpt
 from shared.state.settings import StoreSettings, read_settings
 
 DAYS = {d: i for i, d in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
-_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)\Z")
 _NEVER = ("0", "never", "off", "none")
 
 

@@ -164,7 +164,7 @@ def _read_metrics(
     return read_metrics(data, region, cloud, problems, path)
 
 
-_RE_ENDPOINT = re.compile(r"^(https?://)?[A-Za-z0-9.{}_-]+(:\d+)?$")
+_RE_ENDPOINT = re.compile(r"^(https?://)?[A-Za-z0-9.{}_-]+(:\d+)?\Z")
 
 
 def _read_cloud(r: Reader, region: str | None) -> CloudSettings:

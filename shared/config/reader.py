@@ -26,7 +26,7 @@ class ConfigError(VpcprobeError):
         super().__init__("\n".join(problems))
 
 
-_DURATION = re.compile(r"^(\d{1,15}(?:\.\d{1,15})?)\s*(ms|s|m|h)?$")
+_DURATION = re.compile(r"^(\d{1,15}(?:\.\d{1,15})?)\s*(ms|s|m|h)?\Z")
 _WHERE_CHARS = 240  # a field path in a problem, at most
 # Longer than any timeout, interval or window means, and far from what timedelta and event loops overflow at.
 MAX_SECONDS = 10 * 366 * 86400

@@ -23,10 +23,10 @@ DEFERRED_HOST = "intranet-endpoint.invalid"
 PROBE_MODES = ("models", "chat", "http")
 EAS_BODY_LIMIT = 1024 * 1024
 MAX_RETRIES = 10  # a refused connection fails at once: a billion retries would hold the round for days
-_RE_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")  # RFC 9110 token
+_RE_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}\Z")  # RFC 9110 token
 # No CR, LF or other controls; Latin-1 only, as HTTP/1.1 carries nothing else.
-_RE_HEADER_VALUE = re.compile(r"^[^\x00-\x08\x0a-\x1f\x7f\u0100-\U0010ffff]{0,8192}$")
-_RE_WORKSPACE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")  # sent as the X-DashScope-WorkSpace header
+_RE_HEADER_VALUE = re.compile(r"^[^\x00-\x08\x0a-\x1f\x7f\u0100-\U0010ffff]{0,8192}\Z")
+_RE_WORKSPACE = re.compile(r"^[A-Za-z0-9_.-]{1,128}\Z")  # sent as the X-DashScope-WorkSpace header
 
 
 @dataclass(frozen=True)
@@ -188,7 +188,7 @@ def _ms(seconds: float | None) -> float | None:
 def read_target(r: Reader, base_probe: ProbeSettings, function_region: str | None) -> Target | None:
     """One `targets:` item; None when it is disabled or too broken to probe (its problems are recorded)."""
     name = r.str("name", required=True)
-    if name is not None and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", name):
+    if name is not None and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z", name):
         r.error("must be 1-63 letters, digits, '-', '_' or '.', starting with a letter or digit", "name")
         name = None
     if name is not None:

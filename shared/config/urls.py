@@ -34,15 +34,16 @@ DASHSCOPE_API_PREFIX = {"compatible": "/compatible-mode/v1", "native": "/api/v1"
 # Forms: the shape of endpoint a URL is, which decides scheme rules and whether it must be private.
 PRIVATE_FORMS = {"privatelink-default", "privatelink-custom", "eas-shared-vpc", "eas-dedicated-vpc"}
 
-_RE_PL_DEFAULT = re.compile(r"^ep-[a-z0-9-]+\.dashscope\.([a-z0-9-]+)\.privatelink\.aliyuncs\.com$")
-_RE_PL_CUSTOM = re.compile(r"^vpc-([a-z0-9-]+)\.dashscope\.aliyuncs\.com$")
-_RE_WORKSPACE = re.compile(r"^[a-z0-9-]+\.([a-z0-9-]+)\.maas\.aliyuncs\.com$")
-_RE_EAS_DEDICATED = re.compile(r"^gw-[a-z0-9]+-\d+(-vpc)?\.([a-z0-9-]+)\.pai-eas\.aliyuncs\.com$")
-_RE_EAS_SHARED = re.compile(r"^\d+\.(vpc\.)?([a-z0-9-]+)\.pai-eas\.aliyuncs\.com$")
-_RE_HOST_OK = re.compile(r"^[A-Za-z0-9.-]+$")
-_RE_SERVICE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)?$")
-# A request path: visible ASCII only, as spaces or CR/LF would break the request line.
-RE_REQUEST_PATH = re.compile(r"^/[!-~]{0,8191}$")
+_RE_PL_DEFAULT = re.compile(r"^ep-[a-z0-9-]+\.dashscope\.([a-z0-9-]+)\.privatelink\.aliyuncs\.com\Z")
+_RE_PL_CUSTOM = re.compile(r"^vpc-([a-z0-9-]+)\.dashscope\.aliyuncs\.com\Z")
+_RE_WORKSPACE = re.compile(r"^[a-z0-9-]+\.([a-z0-9-]+)\.maas\.aliyuncs\.com\Z")
+_RE_EAS_DEDICATED = re.compile(r"^gw-[a-z0-9]+-\d+(-vpc)?\.([a-z0-9-]+)\.pai-eas\.aliyuncs\.com\Z")
+_RE_EAS_SHARED = re.compile(r"^\d+\.(vpc\.)?([a-z0-9-]+)\.pai-eas\.aliyuncs\.com\Z")
+_RE_HOST_OK = re.compile(r"^[A-Za-z0-9.-]+\Z")
+_RE_SERVICE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)?\Z")
+# A request path: visible ASCII only, as spaces or CR/LF would break the request line (\Z, not $: `$` also
+# matches before a final newline, and a YAML block scalar ends in one).
+RE_REQUEST_PATH = re.compile(r"^/[!-~]{0,8191}\Z")
 
 
 class UrlError(VpcprobeError, ValueError):

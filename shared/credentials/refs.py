@@ -11,13 +11,13 @@ from dataclasses import dataclass
 
 from shared.errors import VpcprobeError
 
-_RE_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_RE_KMS = re.compile(r"^([A-Za-z0-9_/+=.@-]+?)(?:@([A-Za-z0-9_-]+))?$")
-_RE_EAS = re.compile(r"^([a-z0-9-]+)/([A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)?)$")
+_RE_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+_RE_KMS = re.compile(r"^([A-Za-z0-9_/+=.@-]+?)(?:@([A-Za-z0-9_-]+))?\Z")
+_RE_EAS = re.compile(r"^([a-z0-9-]+)/([A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)?)\Z")
 # What may be quoted back from a refused reference: a scheme-shaped word (vault:, secret:) only. A secret
 # pasted in place of a reference may hold a colon; its text before the colon nearly always has digits or
 # capitals (sk-0a1b..., LTAI5t...) and is never echoed.
-_RE_SCHEME_SHAPED = re.compile(r"^[a-z](?:[a-z+.-]{0,14}[a-z])?$")
+_RE_SCHEME_SHAPED = re.compile(r"^[a-z](?:[a-z+.-]{0,14}[a-z])?\Z")
 SCHEMES = ("env", "kms", "eas")
 NOT_A_REFERENCE = (
     "is not a reference (env:NAME, kms:NAME, eas:REGION/SERVICE); secrets are never written inline"

@@ -18,8 +18,8 @@ from shared.credentials.settings import CloudSettings, in_fc
 # CloudMonitor's API hosts: the VPC one inside FC (the function sits in a VPC), the public one elsewhere.
 DEFAULT_ENDPOINTS = {"vpc": "cms-vpc.{region}.aliyuncs.com", "public": "metrics.{region}.aliyuncs.com"}
 MAX_DEADLINE_S = 60.0  # the probe function's timeout is 120 s: the export never takes half of it
-_RE_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")  # metric names: [A-Za-z0-9_], a letter first, <= 64
-_RE_ENDPOINT = re.compile(r"^(https?://)?[A-Za-z0-9.{}_-]+(:\d+)?$")
+_RE_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}\Z")  # metric names: [A-Za-z0-9_], a letter first, <= 64
+_RE_ENDPOINT = re.compile(r"^(https?://)?[A-Za-z0-9.{}_-]+(:\d+)?\Z")
 
 
 @dataclass(frozen=True)

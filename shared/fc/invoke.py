@@ -18,8 +18,8 @@ from shared.credentials.settings import CloudSettings
 from shared.errors import VpcprobeError
 
 # FC 3.0 function names (FC 2.0 functions appear in FC 3.0 as service$function); FC 2.0 service names.
-_RE_FUNCTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_$-]{0,127}$")
-_RE_SERVICE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$")
+_RE_FUNCTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_$-]{0,127}\Z")
+_RE_SERVICE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}\Z")
 # A synchronous invocation waits for the function: longer than the probe function's 120 s timeout.
 SYNC_READ_TIMEOUT_S = 150.0
 

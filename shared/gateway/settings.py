@@ -24,10 +24,10 @@ FC_SYNC_BODY_LIMIT = 32 * 1024 * 1024  # FC's HTTP trigger refuses larger synchr
 DEFAULT_BODY_LIMITS = {"eas": EAS_BODY_LIMIT, "dashscope": FC_SYNC_BODY_LIMIT}
 DEFAULT_PROBE_FUNCTION = "vpcprobe-probe"  # s.yaml's probe function; VPCPROBE_PROBE_FUNCTION overrides (not FC_*:
 # FC reserves that prefix for its own variables)
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z")
 # What shared.fc.invoke accepts (not imported: config loading must not pull in the FC client):
 # an FC 3.0 function name, or SERVICE/NAME of a function in an FC 2.0 service.
-_FUNCTION = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_-]{0,127}/)?[A-Za-z_][A-Za-z0-9_$-]{0,127}$")
+_FUNCTION = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_-]{0,127}/)?[A-Za-z_][A-Za-z0-9_$-]{0,127}\Z")
 _SIZE = re.compile(r"^(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?$", re.IGNORECASE)
 _SIZE_UNITS = {None: 1, "b": 1, "kb": 1024, "kib": 1024, "mb": 1024**2, "mib": 1024**2, "gb": 1024**3, "gib": 1024**3}
 

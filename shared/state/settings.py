@@ -18,7 +18,7 @@ from shared.state.store import Store
 
 BACKENDS = ("file", "oss")
 LEASE_TTL_S = 120.0  # the FC function's timeout (s.yaml: 120 s) bounds a round holding it
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]\Z")
 
 
 @dataclass(frozen=True)

@@ -253,3 +253,21 @@ def test_selecting_thousands_of_unknown_targets_lists_ten():
         config.select([f"n{i}" for i in range(5000)])
     (problem,) = info.value.problems
     assert problem == "unknown target(s) n0, n1, n2, n3, n4, n5, n6, n7, n8, n9 and 4990 more; configured: t"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"name": "t\n"}, "targets[0].name"),
+        ({"credential": "env:DS_KEY\n"}, "targets[t].credential"),
+        ({"probe": {"headers": {"X-A\n": "v"}}}, "targets[t].probe.headers"),
+        ({"probe": {"headers": {"X-A": "v\n"}}}, "targets[t].probe.headers"),
+        ({"workspace": "ws-1\n"}, "targets[t].workspace"),
+    ],
+    ids=["name", "credential", "header-name", "header-value", "workspace"],
+)
+def test_a_value_ending_in_a_line_break_is_refused(change, field):
+    """What a YAML block scalar (`key: |`) gives: a final newline, which a `$`-anchored pattern lets through
+    (`$` matches before it) and which, in a header or a request line, breaks the request every round."""
+    found = problems_of({"targets": [{**TARGET, **change}]})
+    assert any(field in p for p in found), found

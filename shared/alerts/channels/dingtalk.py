@@ -33,7 +33,7 @@ from shared.credentials.refs import CredentialRef
 DEFAULT_URL = "https://oapi.dingtalk.com/robot/send"
 MAX_BODY = 20_000  # bytes; DingTalk answers 460101 above this
 THROTTLE_S = 600.0  # after 130101 the robot is blocked for 10 minutes
-_MOBILE = re.compile(r"^\+?[0-9][0-9-]{4,19}$")
+_MOBILE = re.compile(r"^\+?[0-9][0-9-]{4,19}\Z")
 _HINTS = {
     310000: "check the signing secret (secret:), the robot's keywords and its IP allow-list",
     300001: "the access token is wrong: use only the value after access_token= in the robot's webhook URL",
