@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -129,3 +131,79 @@ def test_a_cached_value_is_fetched_again_exactly_at_the_ttl(cloud):
     now[0] = 1300.0
     asyncio.run(tokens.get(ref))
     assert cloud.count("kms") == 2
+
+
+class BlockingPlane:
+    """A control plane whose KMS answer waits for `release` (a thread the fetch runs in), counting calls."""
+
+    def __init__(self) -> None:
+        self.context, self.settings = None, None
+        self.release, self.calls = threading.Event(), 0
+
+    def get_secret_value(self, name: str, stage: str | None) -> str:
+        self.calls += 1
+        self.release.wait(10)
+        return f"value-of-{name}"
+
+
+def test_a_control_plane_that_never_answers_is_a_credential_error_within_the_budget():
+    plane = BlockingPlane()
+    settings = CloudSettings(region=REGION, timeout_s=0.01, retries=0)  # budget: 0.01 x 2 + 1 s
+    tokens = TokenProvider(environ={}, cloud=settings, plane=plane)
+
+    async def resolve() -> None:
+        try:  # the guard: a resolve without its budget would wait for the plane forever
+            await asyncio.wait_for(tokens.resolve(CredentialRef("kms", "stuck")), timeout=5)
+        finally:
+            plane.release.set()  # before asyncio.run waits for the fetch's thread
+
+    try:
+        with pytest.raises(CredentialError) as caught:
+            asyncio.run(resolve())
+    finally:
+        plane.release.set()
+    assert str(caught.value) == "kms:stuck: no answer from the control plane within 1s"
+
+
+def test_a_finished_fetch_is_not_held_and_its_callback_raises_nothing(caplog):
+    """Each fetch is dropped from the in-flight table when it ends (one per reference would pile up over a
+    warm instance's life otherwise), by a callback that runs cleanly on the loop."""
+    plane = BlockingPlane()
+    plane.release.set()
+    tokens = TokenProvider(environ={}, cloud=CloudSettings(region=REGION, retries=0), plane=plane)
+    with caplog.at_level("ERROR", logger="asyncio"):
+        assert asyncio.run(tokens.get(CredentialRef("kms", "a"))) == "value-of-a"
+    assert tokens._inflight == {}
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+
+
+def test_a_fetch_in_flight_on_another_event_loop_is_not_awaited_here():
+    """Two loops (threads) may resolve one reference at once: a loop cannot await another loop's task, so
+    each starts its own fetch."""
+    plane = BlockingPlane()
+    tokens = TokenProvider(environ={}, cloud=CloudSettings(region=REGION, retries=0), plane=plane)
+    ref = CredentialRef("kms", "shared")
+    other: list[object] = []
+    thread = threading.Thread(target=lambda: other.append(asyncio.run(tokens.get(ref))))
+    thread.start()
+    try:
+        for _ in range(500):  # the other loop's fetch is in flight once the plane has been called
+            if plane.calls:
+                break
+            time.sleep(0.01)
+        assert plane.calls == 1
+
+        async def here() -> str:
+            task = asyncio.ensure_future(tokens.get(ref))
+            for _ in range(500):  # until this loop's own fetch reaches the plane (or the task ends)
+                if plane.calls >= 2 or task.done():
+                    break
+                await asyncio.sleep(0.01)
+            plane.release.set()
+            return await asyncio.wait_for(task, 5)
+
+        assert asyncio.run(here()) == "value-of-shared"
+    finally:
+        plane.release.set()
+        thread.join(10)
+    assert other == ["value-of-shared"] and plane.calls == 2
