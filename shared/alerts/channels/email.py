@@ -124,6 +124,7 @@ class Email(Channel):
         """Blocking SMTP session. `ambiguous` only when the connection broke after DATA was sent."""
         where = f"{self.host}:{self.port}"
         stage = "connect"
+        data_sent = False  # a break at MAIL FROM or RCPT TO delivered nothing: a definite failure
         try:
             context = self._context()
             if self.security == "ssl":
@@ -140,6 +141,14 @@ class Email(Channel):
                     stage = "login"
                     client.login(self.username, password or "")
                 stage = "send"
+                send_data = client.data
+
+                def data(content: bytes) -> tuple[int, bytes]:
+                    nonlocal data_sent
+                    data_sent = True
+                    return send_data(content)
+
+                client.data = data  # type: ignore[method-assign]  # send_message's DATA step, marked
                 refused = client.send_message(msg)
                 stage = "sent"
             finally:
@@ -168,7 +177,7 @@ class Email(Channel):
             if stage == "sent":
                 return Delivery(True)
             text = render.clean(f"{type(exc).__name__}: {exc}")[:200]
-            return Delivery(False, f"{where}: {text} during {stage}", ambiguous=stage == "send")
+            return Delivery(False, f"{where}: {text} during {stage}", ambiguous=stage == "send" and data_sent)
         if refused:
             return Delivery(True, detail=f"refused recipients: {', '.join(sorted(refused))}")
         return Delivery(True)
