@@ -144,6 +144,8 @@ async def deliver(
             continue
         if float(state.get("blocked_until") or 0) > stamp:
             failed.add(channel.name)
+            for n in batch:
+                frozen.pop(n.id, None)  # an unconfirmed batch waits here as the same message, and goes on now
             report.outcomes[channel.name] = f"paused until {iso(_utc(state['blocked_until']))} (channel asked to wait)"
             continue
         if channel.rate_limit:

@@ -241,6 +241,22 @@ def test_a_paused_channel_does_not_stop_the_next_one_and_sends_again_exactly_whe
     assert len(ding.sent) == 2 and len(mail.sent) == 2
 
 
+def test_a_paused_channel_frees_its_unconfirmed_batch_for_the_next_channel():
+    """ding's answer was lost, then ding asked to wait 10 minutes while mail refused: in the rounds of the
+    pause the next channel is offered the batch at once, not only when the pause ends (found by mutation
+    testing: the paused branch kept the batch frozen on ding)."""
+    ding = Memory("ding", Delivery(False, "timeout", ambiguous=True), Delivery(False, "too fast", retry_after_s=600))
+    mail = Memory("mail", Delivery(False, "550 no"))
+    box = Outbox()
+    box.add(firing(["a"]))
+    run(box, ding, mail)  # no answer from ding: a waits there as the same message
+    run(box, ding, mail, minute=2)  # ding: too fast (paused until minute 12); mail: refused
+    assert box.channels["ding"]["blocked_until"] == at(12).timestamp() and len(mail.sent) == 1
+    report = run(box, ding, mail, minute=3)
+    assert report.outcomes == {"ding": "paused until 2026-11-22T01:12:00Z (channel asked to wait)", "mail": "ok"}
+    assert box.pending == [] and box.inflight == {} and len(ding.sent) == 2
+
+
 def test_a_send_exactly_one_window_ago_no_longer_counts_against_the_rate_limit():
     ding = Memory("ding", rate_limit=(1, 60.0))
     box = Outbox()
