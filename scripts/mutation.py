@@ -620,6 +620,13 @@ EXCUSED: tuple[Excused, ...] = (
         )
         for name in ("content-type", "CONTENT-TYPE")
     ),
+    # shared/probe/transport.py
+    Excused(
+        "shared.probe.transport.x__connect",
+        "done.add_done_callback(lambda f: loop.remove_writer(fd) if (f.cancelled()) or True else None)",
+        "a connect that ends uncancelled ends in writable(), which already removed the writer, and this callback "
+        "(added before the caller awaits) runs before the caller can hand the fd on: removing it again is a no-op",
+    ),
     # shared/verdict/result.py
     *(
         Excused(

@@ -145,10 +145,16 @@ class _ResponseReader(asyncio.Protocol):
 
     # httptools callbacks --------------------------------------------------------------------
 
+    # A response that follows a complete one in the same read is not the answer (the parser reads on).
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.finished:
+            return
         self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
+        if self.finished:
+            return
         status = self._parser.get_status_code()
         if status < 200:  # 1xx (100 Continue, 103 Early Hints): wait for the real one
             self._headers = {}
