@@ -627,6 +627,12 @@ EXCUSED: tuple[Excused, ...] = (
         "a connect that ends uncancelled ends in writable(), which already removed the writer, and this callback "
         "(added before the caller awaits) runs before the caller can hand the fd on: removing it again is a no-op",
     ),
+    Excused(
+        "shared.probe.transport.xǁ_ResponseReaderǁdata_received",
+        "if self.finished and self.error:",
+        "a shortcut: after the response is complete every parser callback and both parser errors are ignored "
+        "anyway, and after an error the transport is aborted, so no more bytes arrive",
+    ),
     # shared/verdict/result.py
     *(
         Excused(

@@ -138,7 +138,8 @@ class _ResponseReader(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._fail(ProtocolViolation(self._stage(), "the server switched protocols (upgrade)"))
+            if not self.finished:  # an upgrade after a complete response is not the response's
+                self._fail(ProtocolViolation(self._stage(), "the server switched protocols (upgrade)"))
         except httptools.HttpParserError as exc:
             if not self.finished:  # bytes after a complete response are not the response's problem
                 self._fail(ProtocolViolation(self._stage(), f"not an HTTP/1.1 response: {exc}"))

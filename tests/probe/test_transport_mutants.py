@@ -302,3 +302,13 @@ def test_a_second_response_in_the_same_read_as_the_first_is_ignored(which):
     assert (status, body) == (200, b"ok")
     assert ex.marks.first_byte <= ex.marks.headers_done <= ex.marks.body_end
     assert ex._reader.response.headers == {"content-length": "2"}  # not the second one's
+
+
+@pytest.mark.parametrize("which", LOOPS)
+def test_an_upgrade_after_a_complete_response_is_not_the_answers_error(which):
+    """A 101 that follows a complete response (same read or later) is ignored like any response after it:
+    it used to fail the exchange with "the server switched protocols" and abort it."""
+    first = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    upgrade = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"
+    status, body, ex, _ = exchange(first + upgrade, GET, which)
+    assert (status, body, ex._reader.error) == (200, b"ok", None)
