@@ -366,12 +366,14 @@ def _judged(
         return None
     st.unjudged_told = True
     note = _make(st, result, NotificationKind.UNJUDGED, Severity.WARNING, None, stamp, now)
-    seen = f" ({result.diagnosis.message})" if result.diagnosis and result.diagnosis.message else ""
-    crashed = result.diagnosis is not None and result.diagnosis.code == Code.PROBER_ERROR
-    note.code = Code.PROBER_ERROR.value if crashed else Code.PROBER_OVERLOADED.value
-    why = "the prober itself could not keep up"
-    if crashed:
-        why, seen = "the prober itself failed, a vpcprobe bug", seen.replace(CATALOG[Code.PROBER_ERROR][0] + ": ", "")
+    diag = result.diagnosis
+    crashed = diag is not None and diag.code == Code.PROBER_ERROR
+    shown = diag.message if diag is not None and diag.message else ""
+    if crashed:  # its summary would repeat what `why` says
+        shown = shown.removeprefix(CATALOG[Code.PROBER_ERROR][0] + ": ")
+    why = "the prober itself failed, a vpcprobe bug" if crashed else "the prober itself could not keep up"
+    seen = f" ({shown})" if shown else ""
+    note.code = (Code.PROBER_ERROR if crashed else Code.PROBER_OVERLOADED).value
     note.message = (
         f"no verdict for {st.unknown_rounds} rounds in a row: {why}{seen}; "
         "alerts for this target wait until it can be judged again"
