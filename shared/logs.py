@@ -8,13 +8,13 @@ an upstream's error text.
 from __future__ import annotations
 
 import base64
-import datetime
 import functools
 import json
 import logging
 import re
 import sys
 import threading
+import time
 from collections.abc import Collection
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -167,12 +167,29 @@ def register_login(username: str, password: str | None) -> None:
 
 def redact_text(text: str) -> str:
     known = _known_re
+    short = len(text) <= _REDACTED_CACHE_CHARS
+    if short:
+        hit = _redacted.get(text)
+        if hit is not None and hit[0] is known:
+            return hit[1]
+    clean = text
     if known is not None:
-        text = known.sub(MASK, text)
-    if _ANY_PATTERN.search(text):
+        clean = known.sub(MASK, clean)
+    if _ANY_PATTERN.search(clean):
         for pattern, repl in _PATTERNS:
-            text = pattern.sub(repl, text)
-    return text
+            clean = pattern.sub(repl, clean)
+    if short:
+        if len(_redacted) >= _REDACTED_CACHE_SIZE:
+            _redacted.clear()
+        _redacted[text] = (known, clean)
+    return clean
+
+
+# A gateway logs the same few short texts (paths, models) on every request: their redacted forms are kept,
+# each with the pattern of known secrets it was made with, so a secret registered later is never missed.
+_REDACTED_CACHE_CHARS = 256
+_REDACTED_CACHE_SIZE = 1024
+_redacted: dict[str, tuple[re.Pattern[str] | None, str]] = {}
 
 
 @functools.lru_cache(maxsize=1024)
@@ -181,8 +198,16 @@ def _secret_named(key: str) -> bool:
     return bool(_SECRET_KEYS.search(key))
 
 
+_PLAIN_TYPES = frozenset({int, float, bool, type(None)})
+
+
 def redact(value: Any, key: str = "") -> Any:
     """Redact a log value recursively: secret-named fields entirely, other strings by pattern."""
+    kind = type(value)
+    if kind in _PLAIN_TYPES:  # the common values of a line per request, without the isinstance chain below
+        return value
+    if kind is str:
+        return MASK if key and value and _secret_named(key) else redact_text(value)
     if value is None or isinstance(value, (bool, int, float)):
         return value
     if key and isinstance(value, (str, bytes)) and value and _secret_named(key):
@@ -284,6 +309,20 @@ _printer: tuple[Any, Any] = (None, None)  # (the stream it writes to, structlog'
 _encoder = json.JSONEncoder(default=repr)  # structlog's JSONRenderer output: json.dumps defaults, repr fallback
 
 
+_second: tuple[int, str] = (-1, "")  # (a UTC second, its ISO text up to the seconds)
+
+
+def _timestamp() -> str:
+    """Now in UTC as structlog's TimeStamper(fmt="iso", utc=True) writes it, with a Z; the date and time of
+    day are formatted once per second (a line per request)."""
+    global _second
+    now = time.time()
+    second = int(now)
+    if _second[0] != second:
+        _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{_second[1]}.{int((now - second) * 1e6):06d}Z"
+
+
 def write_event(event: str, fields: dict[str, Any], level: str = "info", *, verbatim: Collection[str] = ()) -> None:
     """One log line as a configured logger writes it (the fields, then event, context variables, level,
     timestamp; values redacted), without structlog's processor chain: for a line per request, where the
@@ -299,7 +338,7 @@ def write_event(event: str, fields: dict[str, Any], level: str = "info", *, verb
     for k, v in structlog.contextvars.get_contextvars().items():
         line.setdefault(k, redact(v, k))
     line["level"] = level
-    line["timestamp"] = datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    line["timestamp"] = _timestamp()
     stream, printer = _printer
     if printer is None or stream is not _stream:
         stream, printer = _printer = (_stream, structlog.PrintLogger(_stream))
