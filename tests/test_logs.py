@@ -183,3 +183,38 @@ def test_a_secret_with_a_lone_surrogate_registers_and_is_masked():
     data = secret.encode("utf-8", "surrogatepass")
     assert "pw-" not in logs.redact_text(f"x {secret} y")
     assert quote(data, safe="") not in logs.redact_text(f"x {quote(data, safe='')} y")
+
+
+def test_a_text_redacted_before_its_secret_was_registered_is_masked_after():
+    """Short texts keep their redacted form; registering a secret must not leave a stale clean form behind."""
+    secret = "late-registered-9f8e7d6c5b"
+    text = f"/v1/path/{secret}"
+    assert logs.redact_text(text) == text  # not a secret yet, and now remembered as clean
+    logs.register_secret(secret)
+    assert logs.redact_text(text) == "/v1/path/***"
+    assert logs.redact_text(text) == "/v1/path/***"  # the cached form is the masked one
+
+
+def test_redacted_text_cache_stays_bounded():
+    for i in range(logs._REDACTED_CACHE_SIZE * 2 + 5):
+        logs.redact_text(f"innocent text {i}")
+    assert 0 < len(logs._redacted) <= logs._REDACTED_CACHE_SIZE
+    long_text = "x" * (logs._REDACTED_CACHE_CHARS + 1)
+    assert logs.redact_text(long_text) == long_text and long_text not in logs._redacted
+
+
+def test_a_request_line_carries_an_iso_utc_timestamp_of_now():
+    import time
+
+    stream = io.StringIO()
+    logs.configure(stream=stream)
+    before = time.time()
+    logs.write_event("evt", {"n": 1})
+    after = time.time()
+    logs.configure(stream=None)
+    stamp = json.loads(stream.getvalue())["timestamp"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", stamp)
+    from datetime import datetime, timezone
+
+    at = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+    assert before - 1e-6 <= at <= after + 1e-6
