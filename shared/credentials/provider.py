@@ -61,6 +61,7 @@ class TokenProvider:
         self._clock = clock
         self._context: Any = None
         self._cache: dict[CredentialRef, Resolved] = {}
+        self._env_seen: dict[CredentialRef, tuple[str, Resolved]] = {}  # env: ref -> (raw value, what it gave)
         self._inflight: dict[CredentialRef, tuple[asyncio.AbstractEventLoop, asyncio.Future[Resolved]]] = {}
         self._lock = threading.Lock()
 
@@ -95,10 +96,15 @@ class TokenProvider:
         """The value (and EAS service state), from the cache while fresh, else one shared fetch."""
         if ref.scheme == "env":
             value = self._environ.get(ref.name)
+            known = self._env_seen.get(ref)
+            if known is not None and known[0] == value:
+                return known[1]  # read at every use (a changed variable counts at once), checked once per value
             if not value:
                 raise CredentialError(f"{ref}: environment variable {ref.name} is not set")
             logs.register_secret(value)
-            return Resolved(usable_value(ref, value))
+            resolved = Resolved(usable_value(ref, value))
+            self._env_seen[ref] = (value, resolved)
+            return resolved
         with self._lock:
             entry = self._cache.get(ref)
         if entry is not None and self._clock() - entry.fetched_at < self._cloud.cache_ttl_s:
