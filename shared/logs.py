@@ -19,6 +19,7 @@ from collections.abc import Collection
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+import orjson
 import structlog
 
 MASK = "***"
@@ -307,6 +308,17 @@ _printer: tuple[Any, Any] = (None, None)  # (the stream it writes to, structlog'
 
 
 _encoder = json.JSONEncoder(default=repr)  # structlog's JSONRenderer output: json.dumps defaults, repr fallback
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+def _json_line(line: dict[str, Any]) -> str:
+    """The line as JSON: orjson (a tenth of the json module's cost, on a line per request), or the json module
+    for what orjson refuses: lone surrogates (os.environ's stand-ins for bytes that are not UTF-8), integers
+    over 64 bits."""
+    try:
+        return orjson.dumps(line, default=repr, option=_ORJSON_OPTIONS).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return _encoder.encode(line)
 
 
 _second: tuple[int, str] = (-1, "")  # (a UTC second, its ISO text up to the seconds)
@@ -342,4 +354,4 @@ def write_event(event: str, fields: dict[str, Any], level: str = "info", *, verb
     stream, printer = _printer
     if printer is None or stream is not _stream:
         stream, printer = _printer = (_stream, structlog.PrintLogger(_stream))
-    printer.msg(_encoder.encode(line))
+    printer.msg(_json_line(line))

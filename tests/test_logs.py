@@ -218,3 +218,18 @@ def test_a_request_line_carries_an_iso_utc_timestamp_of_now():
 
     at = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
     assert before - 1e-6 <= at <= after + 1e-6
+
+
+@pytest.mark.parametrize("value", ["\udcff bytes that were not UTF-8", 2**70, {1: "a non-text key"}, ("a", "tuple")])
+def test_a_request_line_with_what_orjson_refuses_is_still_one_json_line(value):
+    """orjson writes the line per request; a lone surrogate or an integer over 64 bits goes through json."""
+    stream = io.StringIO()
+    logs.configure(stream=stream)
+    logs.write_event("evt", {"value": value, "n": 1.5})
+    logs.configure(stream=None)
+    text = stream.getvalue()
+    assert text.count("\n") == 1
+    line = json.loads(text)
+    assert line["event"] == "evt" and line["n"] == 1.5 and line["level"] == "info"
+    expected = json.loads(json.dumps(value))
+    assert line["value"] == expected

@@ -13,6 +13,8 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import orjson
+
 from shared import logs
 from shared.config.load import Config
 from shared.config.reader import ConfigError
@@ -69,6 +71,8 @@ _HISTORY_ROUTES = frozenset({RouteKind.STATUS, RouteKind.STATUS_JSON, RouteKind.
 # Request log fields the gateway composes from its config and constants alone (key and target names, resolved
 # addresses, route and error codes, the method httptools accepted): no caller text, no secret, so the log line
 # skips redacting them. The path, the model and everything else is redacted as every log value is.
+ROUTE_CACHE_SIZE = 512
+ROUTE_CACHE_KEY_BYTES = 512  # longer request targets are routed each time (no kilobytes of keys held)
 _OWN_FIELDS = frozenset({"key_name", "route", "method", "targets", "addresses", "address", "code"})
 
 
@@ -88,6 +92,9 @@ class GatewayApp:
         kinds = {t.kind for t in self.targets.values()} or {"dashscope"}
         widest = max(kinds, key=self._kind_limit)
         self._model_route_limit = (self._kind_limit(widest), widest)
+        # Clients call the same few paths: a request target's route is worked out once (it depends on the config
+        # only, which an app never changes), up to ROUTE_CACHE_SIZE of them.
+        self._routes: dict[tuple[str, bytes, bytes], Route] = {}
         self.upstream: UpstreamClient | None = None
         self._log = logs.get_logger("vpcprobe.gateway")
 
@@ -216,7 +223,16 @@ class GatewayApp:
                 f"request headers total {size} bytes; the limit is {MAX_HEADER_BYTES} (FC's HTTP trigger limit)",
             )
         raw_path = scope.get("raw_path") or scope["path"].encode()
-        return route_request(scope["method"], raw_path, scope.get("query_string", b""), self.config)
+        method, query = scope["method"], scope.get("query_string", b"")
+        key = (method, raw_path, query)
+        route = self._routes.get(key)
+        if route is None:
+            route = route_request(method, raw_path, query, self.config)  # a refused request target raises: not kept
+            if len(raw_path) + len(query) <= ROUTE_CACHE_KEY_BYTES:
+                if len(self._routes) >= ROUTE_CACHE_SIZE:
+                    self._routes.clear()
+                self._routes[key] = route
+        return route
 
     async def _models(self, ex: _Exchange, key: GatewayKey, send: Send) -> None:
         """GET /v1/models: the OpenAI base URL's models this key may use."""
@@ -638,7 +654,7 @@ def _usage_of(obj: Any) -> dict[str, int] | None:
 
 def _json_usage(body: bytes) -> dict[str, int] | None:
     try:
-        return _usage_of(json.loads(body))
+        return _usage_of(orjson.loads(body))
     except ValueError:
         return None
 
@@ -650,7 +666,7 @@ def _sse_usage(tail: bytes) -> dict[str, int] | None:
         if not data or data == b"[DONE]":
             continue
         try:
-            usage = _usage_of(json.loads(data))
+            usage = _usage_of(orjson.loads(data))
         except ValueError:
             continue
         if usage:

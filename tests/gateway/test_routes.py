@@ -217,3 +217,51 @@ def test_method_not_allowed(method, path, allowed):
     error = refused(method, path)
     assert (error.status, error.type.value, error.code) == (405, "invalid_request_error", "method_not_allowed")
     assert error.headers == {"Allow": allowed}
+
+
+def _app_routes(monkeypatch):
+    """The app's route lookup, counting how often routing itself runs."""
+    from shared.credentials.provider import TokenProvider
+    from shared.gateway import app as app_module
+
+    calls = []
+    real = app_module.route_request
+
+    def counted(*args):
+        calls.append(args[1])
+        return real(*args)
+
+    monkeypatch.setattr(app_module, "route_request", counted)
+    app = app_module.create_app(CONFIG, tokens=TokenProvider(environ={}))
+
+    def lookup(method: str, path: bytes, query: bytes = b"") -> Route:
+        return app._route({"method": method, "raw_path": path, "path": path.decode(), "query_string": query,
+                           "headers": []})
+
+    return app, lookup, calls
+
+
+def test_the_app_routes_a_request_target_once_and_every_refusal_each_time(monkeypatch):
+    app, lookup, calls = _app_routes(monkeypatch)
+    path = b"/qwen/compatible-mode/v1/chat/completions"
+    assert lookup("POST", path) == lookup("POST", path) == route("POST", path)
+    assert calls == [path]
+    assert lookup("POST", path, b"a=1") == route("POST", path, b"a=1") and calls == [path, path]  # the query counts
+    assert lookup("GET", b"/qwen/api/v1/x").kind is RouteKind.PASSTHROUGH and len(calls) == 3  # so does the method
+    for _ in range(2):
+        with pytest.raises(GatewayError):
+            lookup("POST", b"/qwen/compatible-mode/v1/../../x")
+    assert len(calls) == 5
+
+
+def test_the_apps_route_cache_is_bounded_and_skips_long_targets(monkeypatch):
+    from shared.gateway.app import ROUTE_CACHE_KEY_BYTES, ROUTE_CACHE_SIZE
+
+    app, lookup, calls = _app_routes(monkeypatch)
+    for i in range(ROUTE_CACHE_SIZE + 3):
+        lookup("POST", b"/qwen/api/v1/n%d" % i)
+    assert 0 < len(app._routes) <= ROUTE_CACHE_SIZE
+    long_path = b"/qwen/api/v1/" + b"x" * ROUTE_CACHE_KEY_BYTES
+    lookup("POST", long_path)
+    lookup("POST", long_path)
+    assert calls.count(long_path) == 2 and all(key[1] != long_path for key in app._routes)
