@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_alerts.py
 	$(BIN)/python scripts/bench_cold_start.py
 	$(BIN)/python scripts/bench_gateway.py --quick
+	$(BIN)/python scripts/bench_gateway_instructions.py --requests 300  # instruction counts (apt-get install -y valgrind)
 	$(BIN)/python scripts/bench_blackbox.py  # side by side with blackbox_exporter (apt-get install -y prometheus-blackbox-exporter)
 
 # Mutation testing of the core modules (issue 11): mutmut, one module at a time, only the tests that reach
