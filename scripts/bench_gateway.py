@@ -528,7 +528,7 @@ class _FloorApp:
             server_name=UPSTREAM_NAME, connect_timeout=5, first_byte_timeout=30)
         headers = [(k.lower(), v) for k, v in reply.raw_headers if k.lower() != b"transfer-encoding"]
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-        async for chunk in reply.chunks(30):
+        while (chunk := await reply.next_chunk(30)) is not None:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
         reply.release()

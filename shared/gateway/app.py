@@ -361,7 +361,7 @@ class GatewayApp:
             ex.response_started = True
             ex.ttfb_ms = (time.perf_counter() - ex.start) * 1000
             ended = False
-            async for chunk in resp.chunks():
+            while (chunk := await resp.next_chunk()) is not None:
                 ex.bytes_out += len(chunk)
                 if sse:
                     keep += chunk

@@ -185,22 +185,28 @@ class UpstreamReply:
         """Reading from the upstream is paused until the consumer takes what is buffered."""
         return self._paused
 
-    async def chunks(self, idle_timeout: float) -> AsyncIterator[bytes]:
-        """Body bytes as they arrive (what piled up since the last step comes as one chunk).
+    async def next_chunk(self, idle_timeout: float) -> bytes | None:
+        """The body bytes that arrived since the last call (waiting for some), or None at the body's end.
 
         Raises IdleTimeout when nothing arrives for `idle_timeout` seconds, Disconnected or
-        ProtocolError when the body breaks off."""
+        ProtocolError when the body breaks off. (A coroutine, not an async generator: a relay calls it
+        per chunk, and each async generator costs the loop's hooks and its finalizer.)"""
         while True:
             if self._buf:
-                yield self._take()
-            elif self._complete:
-                return
-            elif self._error is not None:
+                return self._take()
+            if self._complete:
+                return None
+            if self._error is not None:
                 raise self._error
-            elif self._conn is None:
+            if self._conn is None:
                 raise Disconnected("the response was already released or aborted")
-            else:
-                await self._wait(idle_timeout)
+            await self._wait(idle_timeout)
+
+    async def chunks(self, idle_timeout: float) -> AsyncIterator[bytes]:
+        """Body bytes as they arrive (what piled up since the last step comes as one chunk); raises as
+        `next_chunk` does."""
+        while (data := await self.next_chunk(idle_timeout)) is not None:
+            yield data
 
     async def read(self, limit: int, idle_timeout: float | None = None) -> bytes:
         """At most `limit` body bytes (a small answer, an error body); stops early at `limit`."""

@@ -4,13 +4,13 @@ A private endpoint's name resolves to one ENI per zone; a dead ENI must not fail
 another answers. So every address gets its own keep-alive pool (shared/gateway/client.py) that
 connects only to that address: the Host header and TLS SNI stay the real name, as in the probe, and a
 failover is simply the next address. Bodies pass through untouched (no decompression) and are
-never buffered: the caller iterates `UpstreamResponse.chunks()` and forwards each chunk at once.
+never buffered: the caller awaits `UpstreamResponse.next_chunk()` and forwards each chunk at once.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from shared import logs
@@ -104,11 +104,11 @@ class UpstreamResponse:
         """The body has arrived to its end and every byte of it was handed over by `chunks()`."""
         return self._reply.complete and not self._reply.buffered
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """Body bytes as they arrive; an idle gap over the timeout or a broken connection raises StreamBroken."""
+    async def next_chunk(self) -> bytes | None:
+        """The body bytes that arrived since the last call (waiting for some), or None at the body's end; an
+        idle gap over the timeout or a broken connection raises StreamBroken."""
         try:
-            async for data in self._reply.chunks(self._idle_s):
-                yield data
+            return await self._reply.next_chunk(self._idle_s)
         except IdleTimeout:
             raise StreamBroken(Code.STREAM_STALLED, f"no data from {self.address} for {self._idle_s:g}s") from None
         except ProtocolError as exc:
@@ -119,10 +119,8 @@ class UpstreamResponse:
     async def read(self, limit: int) -> bytes:
         """A small body (an error answer) at most `limit` bytes, for diagnosis."""
         out = bytearray()
-        async for data in self.chunks():
+        while len(out) < limit and (data := await self.next_chunk()) is not None:
             out += data
-            if len(out) >= limit:
-                break
         return bytes(out[:limit])
 
     def release(self) -> None:
