@@ -92,23 +92,32 @@ class TokenProvider:
         """The secret value behind a reference."""
         return (await self.resolve(ref)).value
 
+    def at_hand(self, ref: CredentialRef) -> Resolved | None:
+        """The value when it needs no waiting: an env: value already checked (the variable is read now, so a
+        change counts at once), or a cached kms:/eas: value still fresh; else None (`resolve` it). The gateway
+        asks this first on every request, without a coroutine per reference."""
+        if ref.scheme == "env":
+            known = self._env_seen.get(ref)
+            return known[1] if known is not None and known[0] == self._environ.get(ref.name) else None
+        with self._lock:
+            entry = self._cache.get(ref)
+        if entry is not None and self._clock() - entry.fetched_at < self._cloud.cache_ttl_s:
+            return entry
+        return None
+
     async def resolve(self, ref: CredentialRef) -> Resolved:
         """The value (and EAS service state), from the cache while fresh, else one shared fetch."""
+        ready = self.at_hand(ref)
+        if ready is not None:
+            return ready
         if ref.scheme == "env":
             value = self._environ.get(ref.name)
-            known = self._env_seen.get(ref)
-            if known is not None and known[0] == value:
-                return known[1]  # read at every use (a changed variable counts at once), checked once per value
             if not value:
                 raise CredentialError(f"{ref}: environment variable {ref.name} is not set")
             logs.register_secret(value)
             resolved = Resolved(usable_value(ref, value))
             self._env_seen[ref] = (value, resolved)
             return resolved
-        with self._lock:
-            entry = self._cache.get(ref)
-        if entry is not None and self._clock() - entry.fetched_at < self._cloud.cache_ttl_s:
-            return entry
         loop = asyncio.get_running_loop()
         with self._lock:
             pending = self._inflight.get(ref)

@@ -107,7 +107,8 @@ class KeyRing:
     async def _key_digest(self, key: GatewayKey) -> bytes | None:
         """The digest of a key's current value; None (logged once) when its reference does not resolve."""
         try:
-            value = (await self._tokens.get(key.ref)).strip()
+            resolved = self._tokens.at_hand(key.ref) or await self._tokens.resolve(key.ref)
+            value = resolved.value.strip()
         except VpcprobeError as exc:
             self._unavailable_once(key, str(exc))
             return None

@@ -267,7 +267,7 @@ class UpstreamClient:
         if target.credential is None:
             return None
         try:
-            return await self._tokens.resolve(target.credential)
+            return self._tokens.at_hand(target.credential) or await self._tokens.resolve(target.credential)
         except CredentialError as exc:
             diag = diagnose(Code.CREDENTIAL_UNAVAILABLE, f"{target.name}: {exc}")
             raise UpstreamError(502, Code.CREDENTIAL_UNAVAILABLE, diag.message, diag.remedy, failover=True) from None
