@@ -653,15 +653,25 @@ def _usage_of(obj: Any) -> dict[str, int] | None:
 
 
 def _json_usage(body: bytes) -> dict[str, int] | None:
+    if _USAGE_KEY not in body:
+        return None  # not worth a parse (a models list, an answer without usage)
     try:
         return _usage_of(orjson.loads(body))
     except ValueError:
         return None
 
 
+_USAGE_KEY = b'"usage"'
+
+
 def _sse_usage(tail: bytes) -> dict[str, int] | None:
-    """The usage of the last SSE frame that carries one (OpenAI's final chunk, DashScope's last event)."""
+    """The usage of the last SSE frame that carries one (OpenAI's final chunk, DashScope's last event). Only
+    frames that name `"usage"` are parsed: most streams carry it in one frame, or (no include_usage) none."""
+    if _USAGE_KEY not in tail:
+        return None
     for frame in reversed(tail.replace(b"\r\n", b"\n").split(b"\n\n")):
+        if _USAGE_KEY not in frame:
+            continue
         data = b"\n".join(line[5:].lstrip() for line in frame.split(b"\n") if line.startswith(b"data:"))
         if not data or data == b"[DONE]":
             continue
