@@ -68,12 +68,14 @@ _HEALTH_BODY = b'{"status":"ok"}'
 _INTERNAL = GatewayError(500, ErrorType.SERVER, "internal_error",
                          "the gateway failed on this request; its log line for the request says why")
 _HISTORY_ROUTES = frozenset({RouteKind.STATUS, RouteKind.STATUS_JSON, RouteKind.METRICS})
-# Request log fields the gateway composes from its config and constants alone (key and target names, resolved
-# addresses, route and error codes, the method httptools accepted): no caller text, no secret, so the log line
-# skips redacting them. The path, the model and everything else is redacted as every log value is.
 ROUTE_CACHE_SIZE = 512
 ROUTE_CACHE_KEY_BYTES = 512  # longer request targets are routed each time (no kilobytes of keys held)
-_OWN_FIELDS = frozenset({"key_name", "route", "method", "targets", "addresses", "address", "code"})
+# Request log fields the gateway composes from its config and constants alone (key and target names, resolved
+# addresses, route and error codes, the method httptools accepted), and the numbers it counts (status, timings,
+# bytes, failovers; the usage, integers only by _usage_of): no caller text, no secret, so the log line skips
+# redacting them. The path, the model, an error and failover details are redacted as every log value is.
+_OWN_FIELDS = frozenset({"key_name", "route", "method", "targets", "addresses", "address", "code", "status",
+                         "failovers", "ttfb_ms", "total_ms", "bytes_in", "bytes_out", "usage"})
 
 
 class GatewayApp:
