@@ -245,3 +245,36 @@ def test_a_key_with_a_trailing_newline_probes_up_and_never_reaches_output(sim, c
     [result] = run(config, tokens)
     assert result.status == "up", result.to_dict()
     assert sim_requests(sim)[-1]["headers"]["Authorization"] == f"Bearer {DS_KEY}"
+
+
+def test_at_hand_gives_a_checked_env_value_until_the_variable_changes():
+    environ = {"DS_KEY": " sk-at-hand-value-1 "}
+    tokens = TokenProvider(environ=environ)
+    ref = parse_ref("env:DS_KEY")
+    assert tokens.at_hand(ref) is None  # never checked yet: resolve() checks it
+    first = asyncio.run(tokens.resolve(ref))
+    assert first.value == "sk-at-hand-value-1"
+    assert tokens.at_hand(ref) is first and asyncio.run(tokens.resolve(ref)) is first
+    environ["DS_KEY"] = "sk-at-hand-value-2"
+    assert tokens.at_hand(ref) is None  # read at every use: the change counts at once
+    assert asyncio.run(tokens.resolve(ref)).value == "sk-at-hand-value-2"
+    assert tokens.at_hand(ref).value == "sk-at-hand-value-2"
+    del environ["DS_KEY"]
+    assert tokens.at_hand(ref) is None
+    with pytest.raises(CredentialError):
+        asyncio.run(tokens.resolve(ref))
+    assert tokens.at_hand(parse_ref("env:OTHER_KEY")) is None
+
+
+def test_at_hand_gives_a_cached_kms_value_while_it_is_fresh(sim, cloud):
+    clock = Clock()
+    config = make_config(sim, cloud, kms_target(), cache_ttl="5m")
+    tokens = provider(cloud, config, clock=clock)
+    ref = config.targets[0].credential
+    assert tokens.at_hand(ref) is None
+    fetched = asyncio.run(tokens.resolve(ref))
+    assert tokens.at_hand(ref) is fetched and cloud.count("kms") == 1
+    clock.now += 299
+    assert tokens.at_hand(ref) is fetched
+    clock.now += 2
+    assert tokens.at_hand(ref) is None and cloud.count("kms") == 1  # stale: resolve() fetches, at_hand never does
