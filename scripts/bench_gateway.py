@@ -44,6 +44,7 @@ CHAT_BODY = json.dumps(
 # c=1 is measured back to back and again with this gap between requests: back to back, what a server does
 # after answering (the gateway's log line) delays the next request, which a real client would not see.
 PAUSE_MS = 1.0
+ISSUE_FIRST_FRAME_RATIO = 0.3 / 0.08  # issue 8: first frame goal +0.3 ms, measured where nginx added +0.08 ms
 FC_VCPU = 0.35  # what FC 3.0 gives a 512 MB function by default (fc3 schema: cpu 0.35)
 STREAM_BODY = json.dumps(
     {"model": "qwen-plus", "messages": [{"role": "user", "content": "ping"}], "stream": True}
@@ -714,6 +715,15 @@ def _report(routes: list[Route], seconds: float, args: argparse.Namespace, soak_
                 print(f"  {name}: c=50 {results[name]['c50']['rps'] / nginx_rps:.2f}x nginx")
     print(f"  first frame added p50 <= 0.3 ms: {_fmt(gw['sse']['p50_ms'] - direct['sse']['p50_ms'])} ms back to back, "
           f"{_fmt(gw['sse_paced']['p50_ms'] - direct['sse_paced']['p50_ms'])} ms with gaps")
+    if "nginx" in results:
+        # Issue 8 set 0.3 ms where nginx added 0.08 ms: the same goal relative to nginx measured in this run.
+        ratios = []
+        for scenario, how in (("sse", "back to back"), ("sse_paced", "with gaps")):
+            ours = gw[scenario]["p50_ms"] - direct[scenario]["p50_ms"]
+            theirs = results["nginx"][scenario]["p50_ms"] - direct[scenario]["p50_ms"]
+            ratios.append(f"{ours / theirs:.1f}x {how}" if theirs > 0 else f"n/a {how} (nginx added {theirs:.3f} ms)")
+        print(f"  first frame added vs nginx's in this run <= {ISSUE_FIRST_FRAME_RATIO:.2f}x "
+              f"(issue 8: 0.3 ms goal where nginx added 0.08 ms): {', '.join(ratios)}")
 
     if args.concurrency_sweep:
         gateway = next(r for r in routes if r.name == "gateway")
