@@ -19,7 +19,6 @@ from collections.abc import Collection
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-import orjson
 import structlog
 
 MASK = "***"
@@ -207,8 +206,6 @@ def redact(value: Any, key: str = "") -> Any:
     kind = type(value)
     if kind in _PLAIN_TYPES:  # the common values of a line per request, without the isinstance chain below
         return value
-    if kind is str:
-        return MASK if key and value and _secret_named(key) else redact_text(value)
     if value is None or isinstance(value, (bool, int, float)):
         return value
     if key and isinstance(value, (str, bytes)) and value and _secret_named(key):
@@ -308,15 +305,16 @@ _printer: tuple[Any, Any] = (None, None)  # (the stream it writes to, structlog'
 
 
 _encoder = json.JSONEncoder(default=repr)  # structlog's JSONRenderer output: json.dumps defaults, repr fallback
-_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
 
 
 def _json_line(line: dict[str, Any]) -> str:
     """The line as JSON: orjson (a tenth of the json module's cost, on a line per request), or the json module
     for what orjson refuses: lone surrogates (os.environ's stand-ins for bytes that are not UTF-8), integers
     over 64 bits."""
+    import orjson  # only the gateway writes lines this way: the probe function's cold start does without it
+
     try:
-        return orjson.dumps(line, default=repr, option=_ORJSON_OPTIONS).decode()
+        return orjson.dumps(line, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
     except TypeError:  # orjson.JSONEncodeError is a TypeError
         return _encoder.encode(line)
 

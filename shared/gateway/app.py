@@ -654,6 +654,9 @@ def _usage_of(obj: Any) -> dict[str, int] | None:
     return counts or None
 
 
+_USAGE_KEY = b'"usage"'
+
+
 def _json_usage(body: bytes) -> dict[str, int] | None:
     if _USAGE_KEY not in body:
         return None  # not worth a parse (a models list, an answer without usage)
@@ -661,9 +664,6 @@ def _json_usage(body: bytes) -> dict[str, int] | None:
         return _usage_of(orjson.loads(body))
     except ValueError:
         return None
-
-
-_USAGE_KEY = b'"usage"'
 
 
 def _sse_usage(tail: bytes) -> dict[str, int] | None:

@@ -212,10 +212,8 @@ class UpstreamReply:
         """At most `limit` body bytes (a small answer, an error body); stops early at `limit`."""
         out = bytearray()
         idle = self._first_byte_timeout if idle_timeout is None else idle_timeout
-        async for data in self.chunks(idle):
+        while len(out) < limit and (data := await self.next_chunk(idle)) is not None:
             out += data
-            if len(out) >= limit:
-                break
         return bytes(out[:limit])
 
     def _detach(self) -> _Connection | None:
